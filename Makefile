@@ -1,0 +1,64 @@
+# digitforge: `make demo` runs the whole pipeline, `make test` runs the tests.
+# Both install everything they need on a fresh machine (Python venv, JVM jars, a local Cassandra node).
+SHELL := /bin/bash
+PY        := .venv/bin/python
+SBT_VER   := 1.10.7
+SBT_JAR   := build/tools/sbt-launch-$(SBT_VER).jar
+SBT       := java -Xmx1g -Dsbt.repository.config=project/repositories -Dsbt.override.build.repos=true \
+             -Dsbt.log.noformat=true -Dsbt.server.forcestart=false -jar $(SBT_JAR)
+SUBMIT    := scripts/submit.sh
+DATASET   ?= mnist
+
+.PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean
+
+setup: .venv/.installed
+.venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# petastorm without its declared deps (setuptools<70 clashes with torch); see README.
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -c "import torch, torchvision, petastorm, pyspark, pyarrow, cassandra; print('python deps ok: torch', torch.__version__, 'pyspark', pyspark.__version__)"
+	touch $@
+
+# JVM side: sbt (its launcher comes from Maven Central) stages the jars named in build.sbt.
+jars: build/jars/.staged
+$(SBT_JAR):
+	mkdir -p build/tools
+	curl -fsSL -o $@.part https://repo1.maven.org/maven2/org/scala-sbt/sbt-launch/$(SBT_VER)/sbt-launch-$(SBT_VER).jar
+	mv $@.part $@
+build/jars/.staged: build.sbt project/build.properties $(SBT_JAR)
+	$(SBT) stageJars < /dev/null
+	touch $@
+
+cassandra-up: setup jars
+	scripts/cassandra.sh up
+cassandra-down:
+	scripts/cassandra.sh down
+cassandra-status:
+	scripts/cassandra.sh status
+
+schema: cassandra-up
+	.venv/bin/digitforge schema apply
+
+demo: schema
+	$(SUBMIT) ingest --dataset $(DATASET)
+	$(SUBMIT) convert --dataset $(DATASET)
+	$(SUBMIT) train --dataset $(DATASET)
+	.venv/bin/digitforge registry best --dataset $(DATASET) --json
+
+test: schema
+	$(PY) -m pytest tests
+
+unit: setup
+	$(PY) -m pytest tests -m "not integration"
+
+bench-ingest: schema
+	$(PY) bench/ingest.py
+
+bench-train: schema
+	$(PY) bench/train.py
+
+clean: cassandra-down
+	rm -rf var build/jars

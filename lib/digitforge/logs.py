@@ -1,0 +1,24 @@
+"""One logging setup for jobs, the CLI and training ranks."""
+import logging
+import os
+import sys
+import warnings
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str | None = None) -> None:
+    level = (level or os.environ.get("DIGITFORGE_LOG_LEVEL", "INFO")).upper()
+    root = logging.getLogger()
+    if not any(getattr(h, "_digitforge", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
+        handler._digitforge = True
+        root.addHandler(handler)
+    root.setLevel(level)
+    # petastorm 0.13.1 on pyarrow 14 warns on every reader; the pins are deliberate (see README).
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\.|$)")
+    warnings.filterwarnings("ignore", message=".*pyarrow.localfs is deprecated.*", category=FutureWarning)
+    # py4j and the driver's chatter drown the job's own progress lines.
+    for noisy in ("py4j", "cassandra", "petastorm", "urllib3", "matplotlib", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

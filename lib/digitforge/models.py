@@ -1,0 +1,88 @@
+"""The networks digitforge trains. Every model takes (N, 1, 28, 28) normalised floats, returns logits."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MEAN, STD = 0.1307, 0.3081  # MNIST pixel statistics; inputs are (x/255 - MEAN) / STD
+
+
+class Net(nn.Module):
+    """The original demo's network: conv 1->10 k5, conv 10->20 k5, dropout, fc 320->50, fc 50->10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.flatten(1)
+        x = F.dropout(F.relu(self.fc1(x)), training=self.training)
+        return self.fc2(x)
+
+
+class MLP(nn.Module):
+    """784-128-64-10, as in the classic MXNet tutorial."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
+                                    nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class LeNet5(nn.Module):
+    """LeNet as in the MXNet tutorial: conv 20 k5, conv 50 k5 (tanh, max-pool), fc 500, fc 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 20, 5), nn.Tanh(), nn.MaxPool2d(2, 2),
+            nn.Conv2d(20, 50, 5), nn.Tanh(), nn.MaxPool2d(2, 2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.Tanh(), nn.Linear(500, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FastCNN(nn.Module):
+    """A small modern CNN (3x3 convs, batch norm, global pooling) aimed at 99.5%+ on MNIST quickly."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _block(1, w), _block(w, w), nn.MaxPool2d(2),           # 14x14
+            _block(w, 2 * w), _block(2 * w, 2 * w), nn.MaxPool2d(2),  # 7x7
+            _block(2 * w, 4 * w), nn.AdaptiveMaxPool2d(1))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(4 * w, 10))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+ARCHITECTURES = {"net": Net, "mlp": MLP, "lenet5": LeNet5, "fastcnn": FastCNN}
+
+
+def build_model(name: str) -> nn.Module:
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}") from None
+
+
+def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
+    """(N, 784) or (N, 28, 28) uint8 -> (N, 1, 28, 28) float, normalised."""
+    return ((pixels_u8.reshape(-1, 1, 28, 28).float() / 255.0) - MEAN) / STD

@@ -1,0 +1,64 @@
+"""Read one rank's shard of a Petastorm snapshot split into memory, vectorised and checked.
+
+Petastorm shards by Parquet row group and does not read torchrun's RANK: the caller passes
+cur_shard/shard_count. Petastorm 0.13.1's thread pool can end a pass with zero rows and no error
+(a race in workers_pool/thread_pool.py get_results), so every read is counted and checked.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ShortReadError(RuntimeError):
+    pass
+
+
+def read_shard(url: str, cur_shard: int, shard_count: int, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels uint8 (n, 784), labels int64 (n,)) of this shard, read with make_batch_reader."""
+    from petastorm import make_batch_reader
+
+    pixels, labels = [], []
+    with make_batch_reader(url, schema_fields=["label", "pixels"], cur_shard=cur_shard, shard_count=shard_count,
+                           num_epochs=1, shuffle_row_groups=False, workers_count=workers,
+                           reader_pool_type="thread") as reader:
+        for batch in reader:
+            # One join + frombuffer per batch: no per-image Python work.
+            pixels.append(np.frombuffer(b"".join(batch.pixels), dtype=np.uint8).reshape(-1, 784))
+            labels.append(np.asarray(batch.label, dtype=np.int64))
+    if not pixels:
+        return np.empty((0, 784), np.uint8), np.empty((0,), np.int64)
+    return np.concatenate(pixels), np.concatenate(labels)
+
+
+def read_shard_checked(url: str, cur_shard: int, shard_count: int, total_rows: int, all_reduce_sum,
+                       attempts: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """read_shard, repeated until the rows read by all ranks add up to the snapshot's row count.
+
+    all_reduce_sum(int) -> int sums a number over the ranks (every rank calls it the same number of
+    times, so the retry decision is the same everywhere)."""
+    for attempt in range(1, attempts + 1):
+        x, y = read_shard(url, cur_shard, shard_count)
+        got = all_reduce_sum(len(x))
+        if got == total_rows:
+            return x, y
+        log.warning("shard read of %s returned %d of %d rows in total (attempt %d of %d); reading again",
+                    url, got, total_rows, attempt, attempts)
+    raise ShortReadError(f"{url}: the ranks read {got} rows, the snapshot holds {total_rows}")
+
+
+def equal_steps(local_rows: int, batch_size: int, all_reduce_max) -> int:
+    """Steps per epoch for every rank: enough for the largest shard. Smaller shards wrap around, so
+    every rank takes the same number of steps (uneven steps hang DDP's all-reduce)."""
+    return max(1, -(-all_reduce_max(local_rows) // batch_size))
+
+
+def epoch_indices(n: int, steps: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """A shuffled order of 0..n-1, repeated as needed to fill steps*batch_size, shape (steps, batch)."""
+    need = steps * batch_size
+    reps = -(-need // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:need]
+    return order.reshape(steps, batch_size)

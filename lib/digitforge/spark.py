@@ -1,0 +1,56 @@
+"""The SparkSession of a job. Under spark-submit the profile (conf/spark/*.conf) is already applied;
+elsewhere (a notebook, a test) the same profile and the staged connector jars are applied here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import PROJECT_ROOT, conf_dir
+
+CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+
+
+def connector_jars() -> list[str]:
+    jars = sorted(str(p) for p in (PROJECT_ROOT / "build" / "jars" / "spark").glob("*.jar"))
+    if not jars:
+        raise RuntimeError("spark-cassandra-connector jars not staged: run `make jars`")
+    return jars
+
+
+def read_profile(name: str) -> dict[str, str]:
+    conf = {}
+    for line in (conf_dir() / "spark" / f"{name}.conf").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key, _, value = line.partition(" ")
+            conf[key] = value.strip()
+    return conf
+
+
+def get_spark(app_name: str, cfg: dict | None = None):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        for key, value in read_profile(os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")).items():
+            builder = builder.config(key, value)
+        builder = builder.config("spark.jars", ",".join(connector_jars()))
+    spark = builder.getOrCreate()
+    if cfg is not None:  # conf/defaults.yaml (or --set cassandra.host=...) names the cluster
+        spark.conf.set("spark.cassandra.connection.host", str(cfg["cassandra"]["host"]))
+        spark.conf.set("spark.cassandra.connection.port", str(cfg["cassandra"]["port"]))
+    return spark
+
+
+def cassandra_table(spark, keyspace: str, table: str):
+    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
+
+
+def write_cassandra(df, keyspace: str, table: str) -> None:
+    # Rows are upserts by primary key: writing the same ids again replaces, never duplicates.
+    df.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
+
+
+def project_file(p: str | Path) -> Path:
+    return Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p

@@ -1,0 +1,80 @@
+"""Shared fixtures. Integration tests use the project's own Cassandra node (scripts/cassandra.sh),
+real spark-submit with the connector, and real Petastorm, in keyspaces of their own."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool = True) -> Path:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + np.asarray(array, dtype=np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.fixture
+def make_idx_dataset(tmp_path):
+    """A tiny dataset folder in the MNIST layout: images are label-dependent patterns plus noise."""
+
+    def make(n_train=200, n_test=100, gz=True, seed=0):
+        rng = np.random.default_rng(seed)
+        folder = tmp_path / "tiny"
+        folder.mkdir(exist_ok=True)
+        ext = ".gz" if gz else ""
+        for prefix, n in (("train", n_train), ("t10k", n_test)):
+            labels = rng.integers(0, 10, n).astype(np.uint8)
+            images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+            for i, lb in enumerate(labels):
+                images[i, 2 * lb:2 * lb + 6, 4:24] = 255
+            write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", images, 2051, gz)
+            write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", labels, 2049, gz)
+        return folder
+
+    return make
+
+
+def run(cmd: list[str], check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-10000:])
+        raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}")
+    return proc
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
+
+
+@pytest.fixture(scope="session")
+def cassandra_node():
+    """The project's local node, started if needed (idempotent)."""
+    run([str(ROOT / "scripts" / "cassandra.sh"), "up"], timeout=300)
+    return {"host": "127.0.0.1", "port": 9042}
+
+
+@pytest.fixture(scope="session")
+def it_keyspace(cassandra_node):
+    """A keyspace for integration tests, dropped first so every run starts clean."""
+    ks = "it_digits"
+    run([str(BIN / "cqlsh"), "127.0.0.1", "-e", f"DROP KEYSPACE IF EXISTS {ks}"])
+    return ks
+
+
+@pytest.fixture(scope="session")
+def it_overrides(it_keyspace, tmp_path_factory):
+    """--set flags pointing the `mnist` dataset at the test keyspace and a temporary snapshot root."""
+    snapshots = tmp_path_factory.mktemp("snapshots")
+    return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}"]
