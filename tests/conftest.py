@@ -67,10 +67,10 @@ def cassandra_node():
 
 @pytest.fixture(scope="session")
 def it_keyspace(cassandra_node):
-    """A keyspace for integration tests, dropped first so every run starts clean."""
-    ks = "it_digits"
-    run([str(BIN / "cqlsh"), "127.0.0.1", "-e", f"DROP KEYSPACE IF EXISTS {ks}"])
-    return ks
+    """A keyspace of this test run's own (several runs may share one node), dropped at the end."""
+    ks = f"it_digits_{os.getpid()}"
+    yield ks
+    run([str(BIN / "cqlsh"), "127.0.0.1", "--request-timeout", "60", "-e", f"DROP KEYSPACE IF EXISTS {ks}"], check=False)
 
 
 @pytest.fixture(scope="session")
