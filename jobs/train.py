@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = train_setup.parser(__doc__).parse_args(argv)
     try:
         cfg, manifest = train_setup.prepare(args)
-    except (LookupError, ValueError) as e:  # unknown preset/key, no snapshot, too few row groups, no run to resume
+    except (LookupError, ValueError, FileNotFoundError) as e:  # bad flag or preset, no snapshot or run, few row groups
         log.error("%s", e)
         return 2
     tc = cfg["train"]

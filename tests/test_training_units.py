@@ -38,6 +38,17 @@ def test_flip_mirrors_about_half_the_batch_and_rotation_keeps_the_shape():
     assert random_affine(x) is x  # nothing asked: no copy
 
 
+def test_random_erase_blanks_one_rectangle_in_the_chosen_share_of_images():
+    from digitforge.augment import random_erase
+
+    x = torch.ones(1000, 1, 28, 28)
+    out = random_erase(x, p=0.5)
+    blanked = (out == 0).sum((1, 2, 3))
+    assert 400 < int((blanked > 0).sum()) < 600
+    assert int(blanked.max()) <= 0.25 * 784 + 28
+    assert random_erase(x, 0.0) is x
+
+
 def test_fastcnn_width_scales_the_network_and_only_applies_to_fastcnn():
     small, wide = build_model("fastcnn", 8), build_model("fastcnn", 32)
     assert sum(p.numel() for p in wide.parameters()) > 10 * sum(p.numel() for p in small.parameters())

@@ -49,3 +49,24 @@ def shift_flip(x: torch.Tensor, shift: int, flip: bool) -> torch.Tensor:
     cols = cols + shift - dx                                              # (n, w)
     batch = torch.arange(n, device=dev)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def random_erase(x: torch.Tensor, p: float, max_area: float = 0.25) -> torch.Tensor:
+    """Blank one random rectangle (up to max_area of the image, any aspect) in a share p of the
+    images: the network cannot rely on any single part of a garment (Zhong et al., random erasing)."""
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+    area = torch.rand(n, device=dev) * max_area * h * w
+    aspect = torch.exp((torch.rand(n, device=dev) * 2 - 1) * math.log(3))
+    eh = (area * aspect).sqrt().clamp(1, h).floor()
+    ew = (area / aspect).sqrt().clamp(1, w).floor()
+    y0 = (torch.rand(n, device=dev) * (h - eh + 1)).floor()
+    x0 = (torch.rand(n, device=dev) * (w - ew + 1)).floor()
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    inside = (((rows >= y0[:, None]) & (rows < (y0 + eh)[:, None]))[:, :, None]
+              & ((cols >= x0[:, None]) & (cols < (x0 + ew)[:, None]))[:, None, :])
+    inside &= (torch.rand(n, device=dev) < p)[:, None, None]
+    return x.masked_fill(inside[:, None], 0.0)

@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import artifacts, checkpoints, shards
-from .augment import random_affine
+from .augment import random_affine, random_erase
 from .logs import setup_logging
 from .models import MEAN, STD, build_model
 
@@ -73,6 +73,7 @@ def to_input(pixels: torch.Tensor, tc: dict, device: torch.device, training: boo
     if training and tc["augment"]:
         x = random_affine(x, shift=tc["augment_shift"], rotate=tc["augment_rotate"], scale=tc["augment_scale"],
                           flip=bool(tc["augment_flip"]))
+        x = random_erase(x, float(tc["augment_erase"]))
     x = (x - MEAN) / STD
     return x.contiguous(memory_format=torch.channels_last) if tc["channels_last"] else x
 
@@ -153,11 +154,47 @@ def _split_url(manifest: dict, split: str) -> str:
     return f"{path}/{split}" if "://" in path else "file://" + os.path.join(path, split)
 
 
-def _in_memory_batches(x, y, steps, batch_size, rng, device):
+def _in_memory_batches(x, y, steps, batch_size, rng):
     """One epoch of shuffled batches from tensors (on the device when training on a GPU)."""
     order = torch.from_numpy(shards.epoch_indices(len(x), steps, batch_size, rng)).to(x.device)
     for idx in order:
         yield x[idx], y[idx]
+
+
+class TrainData:
+    """A rank's training batches: its shard held in memory (on the GPU when there is one), or streamed
+    from the snapshot every epoch. Either way every rank takes the same number of steps per epoch."""
+
+    def __init__(self, tc: dict, manifest: dict, rank: int, world: int, device: torch.device, seed: int):
+        self.batch_size = tc["batch_size"]
+        if tc["data"] == "stream":
+            self.steps = max(1, -(-manifest["rows"]["train"] // (world * self.batch_size)))
+            self._reader = shards.stream_batches(_split_url(manifest, "train"), rank, world, self.batch_size,
+                                                 epoch_seed(seed, rank, 0))
+            self._stream = ((torch.from_numpy(px), torch.from_numpy(lb)) for px, lb in self._reader)
+            self.rows = "streamed"
+        elif tc["data"] == "memory":
+            self._reader = None
+            x, y = _read_split(manifest, "train", rank, world)
+            self.x, self.y = x.to(device), y.to(device)  # a GPU holds the shard: no host copies per step
+            self.steps = shards.equal_steps(len(x), self.batch_size, lambda n: _all_reduce(n, dist.ReduceOp.MAX))
+            self.rows = len(x)
+        else:
+            raise ValueError(f"unknown train.data {tc['data']!r}; known: memory, stream")
+
+    def epoch(self, rng: np.random.Generator):
+        if self._reader is not None:
+            return self._stream
+        return _in_memory_batches(self.x, self.y, self.steps, self.batch_size, rng)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()  # stops Petastorm's reader threads
+
+
+def _read_split(manifest: dict, split: str, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    px, lb = shards.read_shard_checked(_split_url(manifest, split), rank, world, manifest["rows"][split], _all_reduce)
+    return torch.from_numpy(px), torch.from_numpy(lb)
 
 
 def _rank_info(rank: int, device: torch.device) -> dict:
@@ -165,6 +202,33 @@ def _rank_info(rank: int, device: torch.device) -> dict:
 
     return {"rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
             "device": str(device), "package": os.path.dirname(digitforge.__file__)}
+
+
+def _start_run(config: dict, tc: dict, rank: int) -> tuple[dict, str | None]:
+    """A new run gets its id from rank 0 (every rank learns it); rank 0 records the run's folder."""
+    if not tc["checkpoint_dir"]:
+        if tc["resume"]:
+            raise ValueError("train.resume needs train.checkpoint_dir")
+        return tc, None
+    box = [tc["run_id"] or checkpoints.new_run_id(tc["dataset"], tc["architecture"])]
+    dist.broadcast_object_list(box, src=0)
+    tc = dict(tc, run_id=box[0])
+    if rank == 0:
+        checkpoints.start_run(tc["checkpoint_dir"], tc["run_id"], dict(config, train=tc))
+    return tc, os.path.join(tc["checkpoint_dir"], tc["run_id"])
+
+
+def _restore(run_dir: str, rank: int, model, optimizer, scheduler) -> dict:
+    """Rank 0 reads the run's last checkpoint and hands it to every rank; returns its state
+    (epoch, history, train_seconds)."""
+    box = [checkpoints.load(run_dir) if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    ckpt = box[0]
+    model.load_state_dict(artifacts.weights_from_bytes(ckpt["weights"]))
+    optimizer.load_state_dict(artifacts.optimizer_from_bytes(ckpt["optimizer"]))
+    if scheduler is not None and ckpt["state"].get("scheduler"):
+        scheduler.load_state_dict(ckpt["state"]["scheduler"])
+    return ckpt["state"]
 
 
 def train_fn(config: dict, manifest: dict) -> dict:
@@ -185,57 +249,23 @@ def train_fn(config: dict, manifest: dict) -> dict:
         log.info("%d ranks (%s): %s", world, backend, "; ".join(f"rank {r['rank']} on {r['host']} pid {r['pid']} "
                                                                  f"{r['device']}" for r in ranks))
 
-    def load(split):
-        px, lb = shards.read_shard_checked(_split_url(manifest, split), rank, world, manifest["rows"][split], _all_reduce)
-        return torch.from_numpy(px), torch.from_numpy(lb)
-
-    streaming = tc["data"] == "stream"
-    if tc["data"] not in ("memory", "stream"):
-        raise ValueError(f"unknown train.data {tc['data']!r}; known: memory, stream")
-    if streaming:
-        steps = max(1, -(-manifest["rows"]["train"] // (world * tc["batch_size"])))
-        stream = shards.stream_batches(_split_url(manifest, "train"), rank, world, tc["batch_size"], epoch_seed(seed, rank, 0))
-        stream = ((torch.from_numpy(px), torch.from_numpy(lb)) for px, lb in stream)
-        x_train = None
-    else:
-        x_train, y_train = load("train")
-        x_train, y_train = x_train.to(device), y_train.to(device)  # a GPU holds the shard: no copies per step
-        steps = shards.equal_steps(len(x_train), tc["batch_size"], lambda n: _all_reduce(n, dist.ReduceOp.MAX))
-    x_test, y_test = load("test")
+    data = TrainData(tc, manifest, rank, world, device, seed)
+    x_test, y_test = _read_split(manifest, "test", rank, world)
     if rank == 0:
         log.info("rank 0 of %d: %s train rows, %d test rows in its shard, read in %.1fs; %d steps of %d per epoch",
-                 world, "streamed" if streaming else len(x_train), len(x_test), time.time() - started, steps, tc["batch_size"])
+                 world, data.rows, len(x_test), time.time() - started, data.steps, tc["batch_size"])
 
     model = build_model(tc["architecture"], tc["width"] or None)
     if tc["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     model = model.to(device)
     optimizer = make_optimizer(model, tc)
-    scheduler, per_batch = make_schedule(optimizer, tc, steps)
-
-    # A new run gets its id from rank 0; resume: rank 0 reads the run's last checkpoint and hands it
-    # to every rank. Only rank 0 writes checkpoints.
-    run_dir = None
-    if tc["checkpoint_dir"]:
-        box = [tc["run_id"] or checkpoints.new_run_id(tc["dataset"], tc["architecture"])]
-        dist.broadcast_object_list(box, src=0)
-        tc = dict(tc, run_id=box[0])
-        run_dir = os.path.join(tc["checkpoint_dir"], tc["run_id"])
-        if rank == 0:
-            checkpoints.start_run(tc["checkpoint_dir"], tc["run_id"], dict(config, train=tc))
-    elif tc["resume"]:
-        raise ValueError("train.resume needs train.checkpoint_dir")
+    scheduler, per_batch = make_schedule(optimizer, tc, data.steps)
+    tc, run_dir = _start_run(config, tc, rank)
     history, seconds_before, first_epoch = [], 0.0, 1
     if tc["resume"]:
-        box = [checkpoints.load(run_dir) if rank == 0 else None]
-        dist.broadcast_object_list(box, src=0)
-        ckpt = box[0]
-        model.load_state_dict(artifacts.weights_from_bytes(ckpt["weights"]))
-        optimizer.load_state_dict(artifacts.optimizer_from_bytes(ckpt["optimizer"]))
-        if scheduler is not None and ckpt["state"].get("scheduler"):
-            scheduler.load_state_dict(ckpt["state"]["scheduler"])
-        history, seconds_before = ckpt["state"]["history"], ckpt["state"]["train_seconds"]
-        first_epoch = ckpt["state"]["epoch"] + 1
+        state = _restore(run_dir, rank, model, optimizer, scheduler)
+        history, seconds_before, first_epoch = state["history"], state["train_seconds"], state["epoch"] + 1
         if rank == 0:
             log.info("resuming run %s after epoch %d of %d", tc["run_id"], first_epoch - 1, tc["epochs"])
     ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -247,9 +277,8 @@ def train_fn(config: dict, manifest: dict) -> dict:
         t0 = time.time()
         eseed = epoch_seed(seed, rank, epoch)
         torch.manual_seed(eseed)
-        batches = stream if streaming else _in_memory_batches(x_train, y_train, steps, tc["batch_size"],
-                                                              np.random.default_rng(eseed), device)
-        loss_sum, seen = train(ddp, optimizer, scheduler, per_batch, batches, steps, device, tc, amp)
+        loss_sum, seen = train(ddp, optimizer, scheduler, per_batch, data.epoch(np.random.default_rng(eseed)),
+                               data.steps, device, tc, amp)
         if scheduler is not None and not per_batch:
             scheduler.step()
         train_seconds = time.time() - t0
@@ -271,6 +300,7 @@ def train_fn(config: dict, manifest: dict) -> dict:
                                  {"history": history, "train_seconds": row["elapsed_s"], "seed": seed, "world_size": world,
                                   "scheduler": scheduler.state_dict() if scheduler is not None else None})
 
+    data.close()
     result = None
     if rank == 0:
         cm = confusion.numpy()
