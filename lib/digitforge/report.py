@@ -33,6 +33,7 @@ class ReportInputs:
     test_predictions: np.ndarray | None = None  # (N,)
     test_confidences: np.ndarray | None = None  # (N,) probability of the predicted class, optional
     label_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> 10 counts
+    test_source: str = ""                      # where the test rows came from (shown under the grid)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -280,6 +281,8 @@ def render_charts(inp: ReportInputs, out_dir: Path, prefix: str = "") -> tuple[d
         _, n_wrong = misclassified_grid(inp.test_images, inp.test_labels, inp.test_predictions, inp.class_names,
                                         out_dir / name("misclassified"), inp.test_confidences)
         files["misclassified"] = name("misclassified")
+        if inp.test_source:
+            notes["misclassified"] = f"the model run on {inp.test_source}"
     else:
         notes["misclassified"] = "no test rows available to run the model on"
     if inp.label_counts:
@@ -302,7 +305,8 @@ def _class_rows(inp: ReportInputs) -> str:
 
 def _chart_html(chart: str, files: dict, notes: dict) -> str:
     if chart in files:
-        return f"<img src='{_e(files[chart])}' alt='{_e(CHARTS[chart])}'>"
+        caption = f"<p class=note>{_e(notes[chart])}</p>" if chart in notes else ""
+        return f"<img src='{_e(files[chart])}' alt='{_e(CHARTS[chart])}'>{caption}"
     return f"<p class=note>{_e(notes.get(chart, 'not available'))}</p>"
 
 
