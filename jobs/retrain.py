@@ -140,3 +140,7 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
     return {"run_id": str(run_id), "dataset": dataset, "snapshot": manifest["version"], "promoted": decision["promote"],
             "reason": decision["reason"], "champion": run_record["champion"], "challenger": run_record["challenger"],
             "champion_now": challenger_id if decision["promote"] else champion[0]["id"], "reports": pages}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from digitforge import report
+from digitforge import artifacts, report
 from digitforge.models import build_model
 
 DIGITS = [str(i) for i in range(10)]
@@ -64,6 +64,9 @@ def test_first_conv_weight_is_the_first_4d_tensor():
     name, w = report.first_conv_weight(build_model("lenet5").state_dict())
     assert name == "features.0.weight" and w.shape == (20, 1, 5, 5)
     assert report.first_conv_weight(build_model("mlp").state_dict()) is None
+    # read back from safetensors the tensors come in another order: still conv1, not conv2
+    stored = artifacts.weights_from_bytes(artifacts.weights_to_bytes(build_model("net").state_dict()))
+    assert report.first_conv_weight(stored)[0] == "conv1.weight"
 
 
 def test_misclassified_grid_counts_the_wrong_ones(tmp_path):

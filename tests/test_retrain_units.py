@@ -41,12 +41,14 @@ def test_loss_metric_and_a_zero_margin():
 def test_challenger_trains_like_the_champion_unless_told_otherwise():
     champion = config.load_defaults()
     champion["train"].update(architecture="lenet5", lr=0.05, epochs=7, dataset="fashion-mnist", snapshot="2020",
-                             comments="old", some_removed_key=1)
+                             comments="old", some_removed_key=1, num_processes=8, use_gpu=True)
     cfg, notes = challenger_config(champion, ["train.epochs=2"], "mnist")
     t = cfg["train"]
     assert (t["architecture"], t["lr"], t["epochs"]) == ("lenet5", 0.05, 2)
     assert t["dataset"] == "mnist" and t["snapshot"] == "latest" and t["comments"] == ""  # the run's own keys
     assert "some_removed_key" not in t and "some_removed_key" in notes[0]
+    defaults = config.load_defaults()["train"]
+    assert (t["num_processes"], t["use_gpu"]) == (defaults["num_processes"], defaults["use_gpu"])  # this machine's
     assert "overridden: train.epochs=2" in notes
     fresh, notes = challenger_config(None, [], "fashion-mnist")
     assert fresh["train"]["architecture"] == config.load_defaults()["train"]["architecture"]

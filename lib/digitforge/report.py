@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,12 +95,17 @@ def confusion_heatmap(confusion, class_names: list[str], path: Path, title: str 
     return _save(fig, path)
 
 
+def _natural(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def first_conv_weight(state_dict: dict) -> tuple[str, np.ndarray] | None:
-    """(name, (out, in, kh, kw) array) of the first 4-D weight in the state_dict, or None (an MLP)."""
-    for name, t in state_dict.items():
-        if name.endswith("weight") and len(getattr(t, "shape", ())) == 4:
-            return name, _array(t)
-    return None
+    """(name, (out, in, kh, kw) array) of the first convolution: the 4-D weight that reads the
+    1-channel image (the first such by layer name), or None (an MLP). Not simply the first 4-D
+    tensor: a state_dict read back from safetensors is not in layer order."""
+    convs = sorted((name for name, t in state_dict.items() if name.endswith("weight") and len(getattr(t, "shape", ())) == 4),
+                   key=lambda n: (state_dict[n].shape[1] != 1, _natural(n)))
+    return (convs[0], _array(state_dict[convs[0]])) if convs else None
 
 
 def conv_filters(state_dict: dict, path: Path, title: str = "") -> Path | None:
@@ -137,7 +143,7 @@ def misclassified_grid(images, labels, predictions, class_names: list[str], path
     shown = wrong[:limit]
     cols = 8
     rows = max(1, math.ceil(len(shown) / cols))
-    fig = Figure(figsize=(cols * 1.25, rows * 1.45 + 0.4))
+    fig = Figure(figsize=(cols * 1.5, rows * 1.5 + 0.4))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for k, ax in enumerate(axes):
         ax.axis("off")
@@ -231,9 +237,11 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _fmt(v, pct=False) -> str:
+def _fmt(v, pct=False, seconds=False) -> str:
     if v is None:
         return "–"
+    if seconds:
+        return f"{float(v):.1f} s"
     if isinstance(v, float):
         return f"{100 * v:.2f}%" if pct else f"{v:.4f}"
     return _e(v)
@@ -320,7 +328,7 @@ def write_report(inp: ReportInputs, out_dir: str | Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     files, notes = render_charts(inp, out_dir)
     model = inp.model
-    cards = "".join(f"<div class=card>{_e(k)}<div class=big>{_fmt(v, pct=k == 'test accuracy')}</div></div>"
+    cards = "".join(f"<div class=card>{_e(k)}<div class=big>{_fmt(v, k == 'test accuracy', k == 'train seconds')}</div></div>"
                     for k, v in headline(model).items() if v is not None)
     train_cfg = (model.get("config") or {}).get("train", {})
     cfg_rows = "".join(f"<tr><td class=l>{_e(k)}</td><td class=l>{_e(v)}</td></tr>" for k, v in train_cfg.items())
@@ -382,7 +390,8 @@ def write_comparison(a: ReportInputs, b: ReportInputs, out_dir: str | Path) -> P
         extra["per_class_f1"] = "per_class_f1.png"
     ha, hb = headline(a.model), headline(b.model)
     head_rows = "".join(
-        f"<tr><td class=l>{_e(k)}</td><td>{_fmt(ha[k], k == 'test accuracy')}</td><td>{_fmt(hb[k], k == 'test accuracy')}</td>"
+        f"<tr><td class=l>{_e(k)}</td><td>{_fmt(ha[k], k == 'test accuracy', k == 'train seconds')}</td>"
+        f"<td>{_fmt(hb[k], k == 'test accuracy', k == 'train seconds')}</td>"
         + (_delta(ha[k], hb[k], pct=k == "test accuracy", higher_is_better=k == "test accuracy")
            if k in ("test accuracy", "test loss") else "<td></td>") + "</tr>"
         for k in ha)
