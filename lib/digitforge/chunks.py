@@ -6,7 +6,12 @@ Pure functions: no Cassandra here.
 """
 from __future__ import annotations
 
-from .artifacts import sha256
+import hashlib
+
+
+def sha256(data: bytes) -> str:
+    """Hex sha256, as artifacts.sha256 (kept here so the registry CLI need not import torch)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class ChunkError(ValueError):

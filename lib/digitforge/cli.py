@@ -18,10 +18,15 @@ def _print(obj, as_json: bool) -> None:
     elif isinstance(obj, list):
         for m in obj:
             tags = f"  [{', '.join(m['aliases'])}]" if m.get("aliases") else ""
-            print(f"{m['id']}  {m['architecture']:<8} acc {m['test_accuracy']:.4f}  loss {m['test_loss']:.4f}  {m['upload_date']}{tags}")
+            print(f"{m['id']}  {m['architecture'] or '?':<8} acc {_num(m['test_accuracy'])}  loss {_num(m['test_loss'])}  "
+                  f"{m['upload_date']}{tags}")
     else:
         for k, v in obj.items():
             print(f"{k:>14}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+
+
+def _num(x) -> str:
+    return "   ?  " if x is None else f"{x:.4f}"
 
 
 def _print_aliases(rows: list[dict], as_json: bool) -> None:
@@ -89,6 +94,18 @@ def main(argv=None) -> int:
     except (LookupError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
+    except Exception as e:
+        from cassandra import InvalidRequest
+        from cassandra.cluster import NoHostAvailable
+
+        if isinstance(e, InvalidRequest):  # e.g. a keyspace made before the registry tables
+            log.error("%s (run `digitforge schema apply`?)", e)
+            return 2
+        if isinstance(e, NoHostAvailable):
+            log.error("no Cassandra node at %s:%s (scripts/cassandra.sh up?): %s", cfg["cassandra"]["host"],
+                      cfg["cassandra"]["port"], e)
+            return 2
+        raise
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, chunks
+from . import chunks
 from .config import dataset_info
 from .cql import session
 
@@ -81,7 +81,7 @@ def class_rows(metrics: dict, class_names: list[str] | None = None) -> list[dict
 
 def _write_chunk(s, model_id: uuid.UUID, artifact: str, seq: int, data: bytes) -> None:
     s.execute("INSERT INTO model_chunks (model_id, artifact, seq, data, sha256) VALUES (%s, %s, %s, %s, %s)",
-              (model_id, artifact, seq, data, artifacts.sha256(data)))
+              (model_id, artifact, seq, data, chunks.sha256(data)))
 
 
 def _delete_model(s, model_id: uuid.UUID, row: dict | None = None) -> None:
@@ -154,7 +154,7 @@ def register(cfg: dict, dataset: str, result: dict, config: dict, lineage: dict,
                 pieces = chunks.split(data, chunk_bytes)
                 for seq, piece in enumerate(pieces):
                     _write_chunk(s, model_id, artifact, seq, piece)
-                columns.update({artifact: None if pieces else data, f"{artifact}_sha256": artifacts.sha256(data),
+                columns.update({artifact: None if pieces else data, f"{artifact}_sha256": chunks.sha256(data),
                                 f"{artifact}_size": len(data), f"{artifact}_chunks": len(pieces)})
             columns.update({k: m[k] for k in ("id", "dataset", "architecture", "upload_date", "comments",
                                               "test_accuracy", "test_loss", "train_seconds")})
@@ -300,7 +300,7 @@ def _read_artifact(s, row, artifact: str, what: str) -> bytes:
         kind = "a pickle" if data[:1] == b"\x80" else "unchecked bytes"
         raise ArtifactError(f"{what}: {artifact} has no sha256 and holds {kind}; digitforge loads only "
                             "checksummed safetensors (re-register the model)")
-    actual = artifacts.sha256(data)
+    actual = chunks.sha256(data)
     if actual != expected:
         raise ArtifactError(f"{what}: {artifact} checksum mismatch (sha256 {actual[:12]}..., "
                             f"the models row says {expected[:12]}...): the stored bytes are corrupt")
@@ -349,7 +349,7 @@ def export(cfg: dict, dataset: str, ref, path: str | Path) -> dict:
         tmp.replace(dest)
     log.info("exported model %s to %s and %s", details["id"], target, sidecar)
     return {"id": details["id"], "weights": str(target), "metadata": str(sidecar),
-            "sha256": artifacts.sha256(weights), "bytes": len(weights)}
+            "sha256": chunks.sha256(weights), "bytes": len(weights)}
 
 
 # ---------------------------------------------------------------------------------------- aliases
