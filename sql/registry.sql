@@ -42,8 +42,10 @@ FROM cass.mnist_digits.aliases
 WHERE alias = 'champion' AND to_model IS NOT NULL
 ORDER BY changed_at;
 
--- 6. What the predict job wrote: predicted class counts per model and source table
-SELECT model_id, source, predicted, count(*) AS n
+-- 6. What the predict job wrote: rows per model and table, and accuracy where rows have labels
+SELECT model_id, source, count(*) AS rows, count(label) AS labelled,
+       round(avg(CASE WHEN label IS NOT NULL THEN CAST(label = predicted AS INT) END), 4) AS accuracy,
+       max(predicted_at) AS predicted_at
 FROM cass.mnist_digits.predictions
-GROUP BY model_id, source, predicted
-ORDER BY model_id, source, predicted;
+GROUP BY model_id, source
+ORDER BY model_id, source;

@@ -475,7 +475,7 @@ def test_spark_sql_queries_answer_the_registry_questions(reg, models, tmp_path):
     assert [float(r["accuracy"]) for r in classes["rows"]] == pytest.approx([0.8 + 0.02 * k for k in range(10)])
     assert [float(r["accuracy"]) for r in classes_json["rows"]] == pytest.approx([0.8 + 0.02 * k for k in range(10)])
     assert [r["reason"] for r in history["rows"]] == ["first", "lenet5 is steadier"]
-    counts = {(r["model_id"], r["source"]): 0 for r in predicted["rows"]}
-    for r in predicted["rows"]:
-        counts[(r["model_id"], r["source"])] += int(r["n"])
-    assert counts.get((str(models["C"]), f"{reg['ks']}.raw_predict")) == N_PREDICT
+    written = {(r["model_id"], r["source"]): r for r in predicted["rows"]}
+    assert written[(str(models["C"]), f"{reg['ks']}.raw_predict")]["rows"] == str(N_PREDICT)
+    legacy = written[(str(models["A"]), f"{reg['ks']}.raw_legacy")]
+    assert legacy["rows"] == legacy["labelled"] == str(N_LEGACY) and 0 <= float(legacy["accuracy"]) <= 1
