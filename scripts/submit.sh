@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # spark-submit a digitforge job with a Spark profile and the staged connector jars.
-#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train
+#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
