@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # spark-submit a digitforge job with a Spark profile and the staged connector jars.
-#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train
+#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf)
 #   DIGITFORGE_SUBMIT_DRY_RUN=1 prints the spark-submit command (one argument a line) instead of running
 #   it: the schedules' test checks that the Airflow DAG runs this very command.

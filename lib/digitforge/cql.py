@@ -1,13 +1,31 @@
 """cassandra-driver sessions and the schema (schema/*.cql), applied idempotently."""
 from __future__ import annotations
 
+import atexit
 import logging
+import re
 from contextlib import contextmanager
 
 from .config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
+
+
+def _stop_driver_reactor() -> None:
+    """cassandra-driver before 3.30.1 registers its libev reactor's atexit cleanup bound to None, so the
+    reactor thread can run into interpreter teardown and segfault a job that has already finished
+    (exit 139; fixed upstream in 3.30.1, apache/cassandra-python-driver#1287). Do that cleanup here;
+    it is harmless where the driver already did it."""
+    import sys
+
+    reactor = sys.modules.get("cassandra.io.libevreactor")
+    loop = getattr(reactor, "_global_loop", None)
+    if loop is not None:
+        loop._cleanup()
+
+
+atexit.register(_stop_driver_reactor)
 
 
 @contextmanager
@@ -33,12 +51,26 @@ def statements(keyspace: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+(\w+)\s", re.IGNORECASE)
+
+
+def column_exists(s, keyspace: str, table: str, column: str) -> bool:
+    s.cluster.refresh_table_metadata(keyspace, table)
+    return column in s.cluster.metadata.keyspaces[keyspace].tables[table].columns
+
+
 def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
-    """Create every dataset keyspace and its tables if missing. Safe to run any number of times."""
+    """Create every dataset keyspace and its tables if missing, and add columns missing from tables
+    made by an older schema. Safe to run any number of times."""
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
         for ks in keyspaces:
             for stmt in statements(ks):
+                add = ADD_COLUMN.match(stmt)
+                if add and column_exists(s, *add.groups()):
+                    continue  # ALTER TABLE ... ADD fails on an existing column: add missing ones only
+                if add:
+                    log.info("adding column %s to %s.%s", add.group(3), add.group(1), add.group(2))
                 s.execute(stmt)
             log.info("schema applied to keyspace %s", ks)
     return keyspaces

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,13 +82,19 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
     schema = unischema()
     counts = {}
     started = time.time()
-    for split, df in splits.items():
-        url = to_url(base / split)
-        # At least files_per_split row groups, so that many ranks each get a shard.
-        with materialize_dataset(spark, url, schema, row_group_size_mb):
-            df.repartition(files_per_split).write.mode("overwrite").parquet(url)
-        counts[split] = spark.read.parquet(url).count()
-        log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
+    try:
+        for split, df in splits.items():
+            url = to_url(base / split)
+            # At least files_per_split row groups, so that many ranks each get a shard.
+            with materialize_dataset(spark, url, schema, row_group_size_mb):
+                df.repartition(files_per_split).write.mode("overwrite").parquet(url)
+            counts[split] = spark.read.parquet(url).count()
+            log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
+    except Exception:
+        # Without manifest.json the version is never read; remove the partial files too.
+        if "://" not in str(root):
+            shutil.rmtree(base, ignore_errors=True)
+        raise
     manifest = {
         "dataset": dataset, "version": version, "created": datetime.now(timezone.utc).isoformat(),
         "path": str(base), "rows": counts, "source": source, "files_per_split": files_per_split,
