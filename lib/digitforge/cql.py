@@ -1,7 +1,6 @@
 """cassandra-driver sessions and the schema (schema/*.cql), applied idempotently."""
 from __future__ import annotations
 
-import atexit
 import logging
 import re
 from contextlib import contextmanager
@@ -10,22 +9,6 @@ from .config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
-
-
-def _stop_driver_reactor() -> None:
-    """cassandra-driver before 3.30.1 registers its libev reactor's atexit cleanup bound to None, so the
-    reactor thread can run into interpreter teardown and segfault a job that has already finished
-    (exit 139; fixed upstream in 3.30.1, apache/cassandra-python-driver#1287). Do that cleanup here;
-    it is harmless where the driver already did it."""
-    import sys
-
-    reactor = sys.modules.get("cassandra.io.libevreactor")
-    loop = getattr(reactor, "_global_loop", None)
-    if loop is not None:
-        loop._cleanup()
-
-
-atexit.register(_stop_driver_reactor)
 
 
 @contextmanager
