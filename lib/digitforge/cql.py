@@ -13,16 +13,14 @@ SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
 
 @contextmanager
 def session(cfg: dict, keyspace: str | None = None):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]),
-                      load_balancing_policy=RoundRobinPolicy(), protocol_version=5,
-                      connect_timeout=10)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
+    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]), protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
     try:
-        s = cluster.connect(keyspace)
-        s.default_timeout = 60
-        yield s
+        yield cluster.connect(keyspace)
     finally:
         cluster.shutdown()
 
