@@ -51,10 +51,11 @@ def main(argv=None) -> int:
                                        args.limit)
         for b in batches:
             log.info("read %d rows for %s from %s (0 rejected)", len(b), b.table, b.source)
-        apply_schema(cfg, [keyspace])  # idempotent; never alters an existing table
-        with session(cfg, keyspace) as s:
+        with session(cfg) as s:  # before creating anything: refuse an original-demo keyspace untouched
             for b in batches:
                 check_table_is_compact(s, keyspace, b.table)
+        apply_schema(cfg, [keyspace])  # creates what is missing; never alters an existing table
+        with session(cfg, keyspace) as s:
             if args.replace:
                 for b in batches:
                     s.execute(f"TRUNCATE {b.table}")

@@ -64,14 +64,21 @@ def test_csv_ingest_splits_reruns_identically_and_fills_raw_predict(cql, tmp_pat
         (t["found"], t["found"], 0) for t in first["tables"]]
     assert ids(s, ks, "raw_train") == np.flatnonzero(in_train).tolist()
 
+    # another split of the same file: --replace empties the tables first, so no row sits in both
+    run([*cmd[:-1], "ingest.split_seed=6", "--replace"])
+    in_train = sources.split_mask(labels, 0.8, seed=6, stratify=config.resolve()["ingest"]["stratify"])
+    assert ids(s, ks, "raw_train") == np.flatnonzero(in_train).tolist()
+    assert ids(s, ks, "raw_test") == np.flatnonzero(~in_train).tolist()
+
 
 def test_bad_csv_exits_nonzero_and_writes_nothing(cql, tmp_path):
-    from digitforge.cql import apply_schema
+    from digitforge.cql import statements
 
     s, created = cql
     ks = f"it_csv_bad_{os.getpid()}"
     created.append(ks)
-    apply_schema(config.resolve(), [ks])
+    for stmt in statements(ks):  # the tables exist: the job must leave them empty
+        s.execute(stmt)
     path = write_csv(tmp_path / "train.csv", *digits(300, seed=6))
     text = path.read_text().splitlines()
     fields = text[250].split(",")  # line 251 = data row 250: its pixel94 (image row 3, column 10) -> 300

@@ -72,3 +72,16 @@ def test_convert_names_the_row_whose_list_has_the_wrong_length(cql, tmp_path):
     assert f"{ks}.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784" in output
     assert "no snapshot was written" in output
     assert not list(tmp_path.glob("*/*/manifest.json"))
+
+
+def test_ingest_refuses_an_original_demo_keyspace_and_leaves_it_untouched(cql, tmp_path):
+    s, created = cql
+    ks = f"it_original_ingest_{os.getpid()}"
+    created.append(ks)
+    load_the_original_way(s, ks, {"raw_train": flat_images(3, 5), "raw_test": flat_images(3, 6)})
+    proc = run([SUBMIT, "ingest", "--dataset", "mnist", "--keyspace", ks, "--limit", "10"], check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    assert f"{ks}.raw_train: pixels is list<int> (the original demo's layout)" in output
+    assert sorted(r.table_name for r in s.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (ks,))) == ["raw_test", "raw_train"]
