@@ -91,7 +91,7 @@ def write_batch(spark, batch, keyspace: str, icfg: dict, staging_root: Path) -> 
     folder = stage(to_arrow(batch.ids, batch.images, batch.labels),
                    staging_root / f"{keyspace}.{batch.table}-{uuid.uuid4().hex[:8]}", icfg["write_partitions"])
     try:
-        (spark.read.parquet(str(folder)).write.format(CASSANDRA_FORMAT)
+        (spark.read.schema(ROW_SCHEMA).parquet(str(folder)).write.format(CASSANDRA_FORMAT)
          .options(keyspace=keyspace, table=batch.table, **output_options(icfg)).mode("append").save())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
