@@ -13,7 +13,6 @@ import re
 import sys
 
 from digitforge import config, sources
-from digitforge.config import project_path
 from digitforge.cql import apply_schema, session
 from digitforge.data_files import dataset_folder
 from digitforge.errors import InputError
@@ -67,7 +66,7 @@ def main(argv=None) -> int:
 
     spark = get_spark(f"digitforge-ingest-{name}", cfg)
     try:
-        reports = write_and_check(spark, batches, keyspace, icfg, project_path(icfg["staging_dir"]))
+        reports = write_and_check(spark, cfg, batches, keyspace)
     except LostRowsError as e:
         log.error("%s", e)
         return 3
