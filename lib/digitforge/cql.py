@@ -1,7 +1,6 @@
 """cassandra-driver sessions and the schema (schema/*.cql), applied idempotently."""
 from __future__ import annotations
 
-import atexit
 import logging
 import re
 from contextlib import contextmanager
@@ -12,34 +11,16 @@ log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
 
 
-def _stop_driver_reactor() -> None:
-    """cassandra-driver before 3.30.1 registers its libev reactor's atexit cleanup bound to None, so the
-    reactor thread can run into interpreter teardown and segfault a job that has already finished
-    (exit 139; fixed upstream in 3.30.1, apache/cassandra-python-driver#1287). Do that cleanup here;
-    it is harmless where the driver already did it."""
-    import sys
-
-    reactor = sys.modules.get("cassandra.io.libevreactor")
-    loop = getattr(reactor, "_global_loop", None)
-    if loop is not None:
-        loop._cleanup()
-
-
-atexit.register(_stop_driver_reactor)
-
-
 @contextmanager
 def session(cfg: dict, keyspace: str | None = None):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]),
-                      load_balancing_policy=RoundRobinPolicy(), protocol_version=5,
-                      connect_timeout=10)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
+    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]), protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
     try:
-        s = cluster.connect(keyspace)
-        s.default_timeout = 60
-        yield s
+        yield cluster.connect(keyspace)
     finally:
         cluster.shutdown()
 
