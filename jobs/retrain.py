@@ -16,6 +16,7 @@ import sys
 from datetime import datetime, timezone
 
 from digitforge import config, registry, report, report_data, retrain, rows, snapshot
+from digitforge.errors import input_error_in
 from digitforge.evaluate import evaluate
 from digitforge.lease import Lease, LeaseHeld
 from digitforge.logs import setup_logging
@@ -84,10 +85,17 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
     spark = get_spark(f"digitforge-retrain-{dataset}", cfg)
     splits = {"train": snapshot.read_images(spark, keyspace, "raw_train"),
               "test": snapshot.read_images(spark, keyspace, "raw_test")}
-    manifest = snapshot.write_snapshot(
-        spark, splits, config.project_path(cc["snapshot_root"]), dataset,
-        source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-        files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
+    try:
+        manifest = snapshot.write_snapshot(
+            spark, splits, config.project_path(cc["snapshot_root"]), dataset,
+            source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
+            files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
+    except Exception as e:  # a bad row of an original-demo table fails its Spark task (as in convert)
+        problem = input_error_in(e)
+        spark.stop()
+        if problem is None:
+            raise
+        raise ValueError(f"{problem}; no snapshot was written") from None
     empty = [split for split, n in manifest["rows"].items() if n == 0]
     if empty:
         spark.stop()
