@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 
-from digitforge import __version__, config, registry, snapshot
+from digitforge import __version__, config, registry, report_data, snapshot
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 from digitforge.train import run_distributed
@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
                "source": manifest["source"], "code_version": code_version()}
     model_id = registry.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
+    report_data.trained_model_report(cfg, tc["dataset"], model_id, result, lineage, manifest)  # logs its path
     summary = {"id": str(model_id), "dataset": tc["dataset"], "architecture": tc["architecture"],
                "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
                "train_seconds": result["train_seconds"]}

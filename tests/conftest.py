@@ -87,4 +87,5 @@ def it_keyspace(cassandra_node):
 def it_overrides(it_keyspace, tmp_path_factory):
     """--set flags pointing the `mnist` dataset at the test keyspace and a temporary snapshot root."""
     snapshots = tmp_path_factory.mktemp("snapshots")
-    return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}"]
+    return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}",
+            "--set", f"report.root={tmp_path_factory.mktemp('reports')}"]

@@ -1,4 +1,4 @@
-"""The `digitforge` command: schema and registry."""
+"""The `digitforge` command: schema, registry, reports and retrain runs."""
 from __future__ import annotations
 
 import argparse
@@ -68,7 +68,23 @@ def main(argv=None) -> int:
         r.add_argument("--dataset", default="mnist")
         r.add_argument("--json", action="store_true")
 
+    rep = sub.add_parser("report", help="a model's report (PNG charts, one HTML page), or two models side by side")
+    rep.add_argument("model", nargs="?", metavar="MODEL", help="model id or alias, or DATASET:ID_OR_ALIAS")
+    rep.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                     help="two models side by side, e.g. mnist:champion fashion-mnist:champion")
+    rep.add_argument("--dataset", default="mnist", help="the dataset of models named without one")
+    rep.add_argument("--out", help="folder for the page and its images (default: report.root/<model id>)")
+    rep.add_argument("--json", action="store_true")
+    rt = sub.add_parser("retrain", help="nightly retraining (the job: scripts/submit.sh retrain)"
+                        ).add_subparsers(dest="action", required=True)
+    rt_runs = rt.add_parser("runs", help="a dataset's latest retrain runs: both scores, decision, reason")
+    rt_runs.add_argument("--dataset", default="mnist")
+    rt_runs.add_argument("--limit", type=int, default=20)
+    rt_runs.add_argument("--json", action="store_true")
+
     args = p.parse_args(argv)
+    if args.command == "report" and bool(args.model) == bool(args.compare):
+        p.error("report: give a MODEL or --compare A B")
     try:
         cfg = configmod.resolve(args.set)
         if args.command == "schema":
@@ -91,6 +107,21 @@ def main(argv=None) -> int:
                 _print_aliases(registry.aliases(cfg, args.dataset), args.json)
             elif args.action == "reindex":
                 _print({"dataset": args.dataset, "models": registry.reindex(cfg, args.dataset)}, args.json)
+        elif args.command == "report":
+            from . import report_data
+            if args.compare:
+                a, b = (report_data.parse_ref(r, args.dataset) for r in args.compare)
+                page = report_data.compare_report(cfg, a, b, args.out)
+            else:
+                page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
+            print(json.dumps({"report": str(page)}) if args.json else page)
+        elif args.command == "retrain":
+            from . import retrain
+            runs = retrain.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
+            if args.json:
+                print(json.dumps(runs, indent=2))
+            for r in [] if args.json else runs:
+                print(f"{r['started_at']}  {'PROMOTED' if r['promoted'] else 'kept    '}  {r['reason']}")
     except (LookupError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
