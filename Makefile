@@ -9,7 +9,8 @@ SBT       := java -Xmx1g -Dsbt.repository.config=project/repositories -Dsbt.over
 SUBMIT    := scripts/submit.sh
 DATASET   ?= mnist
 
-.PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean
+.PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
+        spark-cluster-up spark-cluster-down spark-cluster-status train-cluster
 
 setup: .venv/.installed
 .venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
@@ -68,6 +69,17 @@ bench-ingest: schema
 
 bench-train: schema
 	$(PY) bench/train.py
+
+# A Spark standalone cluster on this machine (one master, two 1-core workers) and training on it:
+# one rank per executor.
+spark-cluster-up: setup
+	scripts/spark-cluster.sh up
+spark-cluster-down:
+	scripts/spark-cluster.sh down
+spark-cluster-status:
+	scripts/spark-cluster.sh status
+train-cluster: schema spark-cluster-up
+	DIGITFORGE_SPARK_PROFILE=standalone $(SUBMIT) train --dataset $(DATASET) --no-local-mode
 
 clean: cassandra-down
 	rm -rf var build/jars

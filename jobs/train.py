@@ -1,13 +1,15 @@
 """spark-submit job: train on a snapshot with TorchDistributor (DDP), evaluate, register the model.
 
     scripts/submit.sh train --dataset mnist [--architecture net] [--epochs 6] [--set train.lr=0.01]
+    scripts/submit.sh train --dataset mnist --preset mnist-best        # conf/presets/mnist-best.yaml
+    scripts/submit.sh train --resume [RUN_ID] [--epochs N]             # continue from the last checkpoint
 """
 import json
 import logging
 import subprocess
 import sys
 
-from digitforge import __version__, config, registry, report_data, snapshot
+from digitforge import __version__, config, registry, report_data, train_setup
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 from digitforge.train import run_distributed
@@ -26,32 +28,30 @@ def code_version() -> str:
 
 def main(argv=None) -> int:
     setup_logging()
-    p = config.job_parser(__doc__)
-    p.add_argument("--architecture")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--snapshot", help="snapshot version (default: latest)")
-    p.add_argument("--comments")
-    args = p.parse_args(argv)
-    cfg = config.resolve(args.set, **{"train.dataset": args.dataset, "train.architecture": args.architecture,
-                                      "train.epochs": args.epochs, "train.snapshot": args.snapshot,
-                                      "train.comments": args.comments})
+    args = train_setup.parser(__doc__).parse_args(argv)
+    try:
+        cfg, manifest = train_setup.prepare(args)
+    except (LookupError, ValueError, FileNotFoundError) as e:  # bad flag or preset, no snapshot or run, few row groups
+        log.error("%s", e)
+        return 2
     tc = cfg["train"]
-    manifest = snapshot.resolve(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], tc["snapshot"])
-    log.info("training %s on %s snapshot %s (%s) with %d ranks", tc["architecture"], tc["dataset"],
-             manifest["version"], json.dumps(manifest["rows"]), tc["num_processes"])
+    log.info("training %s on %s snapshot %s (%s) with %d ranks (%s)%s", tc["architecture"], tc["dataset"],
+             manifest["version"], json.dumps(manifest["rows"]), tc["num_processes"],
+             "local mode" if tc["local_mode"] else "one per executor",
+             f", resuming run {tc['run_id']}" if tc["resume"] else "")
 
     spark = get_spark(f"digitforge-train-{tc['dataset']}", cfg)
     result = run_distributed(cfg, manifest)
     spark.stop()
 
+    tc["run_id"] = result["run_id"] or ""
     lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
-               "source": manifest["source"], "code_version": code_version()}
+               "source": manifest["source"], "code_version": code_version(), "run_id": tc["run_id"]}
     model_id = registry.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
     report_data.trained_model_report(cfg, tc["dataset"], model_id, result, lineage, manifest)  # logs its path
-    summary = {"id": str(model_id), "dataset": tc["dataset"], "architecture": tc["architecture"],
-               "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
-               "train_seconds": result["train_seconds"]}
-    log.info("model %s: test accuracy %.2f%%, test loss %.4f", model_id, 100 * result["test_accuracy"], result["test_loss"])
+    summary = dict(train_setup.summary(cfg, result), id=str(model_id))
+    log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,
+             100 * result["test_accuracy"], result["test_loss"], result["epochs"], result["train_seconds"], tc["run_id"])
     print(json.dumps(summary))
     return 0
 

@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
 # spark-submit a digitforge job with a Spark profile and the staged connector jars.
 #   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
-#   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf)
-#   DIGITFORGE_SUBMIT_DRY_RUN=1 prints the spark-submit command (one argument a line) instead of running
-#   it: the schedules' test checks that the Airflow DAG runs this very command.
+#   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu)
+#   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
+#   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
+#   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
+# The package goes to the executors as var/dist/digitforge.zip (built here from lib/, --files), so
+# a cluster needs only the Python environment, not this checkout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 job=${1:?usage: scripts/submit.sh JOB [flags]}; shift
 profile=${DIGITFORGE_SPARK_PROFILE:-local}
+[[ -f $root/conf/spark/$profile.conf ]] || { echo "no Spark profile conf/spark/$profile.conf" >&2; exit 1; }
 jars=$(ls "$root"/build/jars/spark/*.jar 2>/dev/null | paste -sd, -)
 [[ -n $jars ]] || { echo "connector jars not staged: run 'make jars'" >&2; exit 1; }
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
 export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$root/.venv/bin/python}
 export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}
+
+# The package zip (rebuilt when lib/ changed; written under a temporary name, then renamed) and the
+# profile with @ROOT@ (paths such as the GPU discovery script) filled in.
+mkdir -p "$root/var/dist"
+zip=$root/var/dist/digitforge.zip
+"$PYSPARK_PYTHON" - "$root/lib" "$zip" <<'PY'
+import os, sys, zipfile
+lib, out = sys.argv[1], sys.argv[2]
+files = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(lib, "digitforge")) if "__pycache__" not in d
+               for f in fs if f.endswith(".py"))
+if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(f) for f in files):
+    sys.exit(0)
+tmp = f"{out}.{os.getpid()}.tmp"
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    for f in files:
+        z.write(f, os.path.relpath(f, lib))
+os.replace(tmp, out)
+PY
+props=$root/var/dist/spark-$profile.conf
+sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf" > "$props.$$" && mv "$props.$$" "$props"
+master=()
+[[ -n ${DIGITFORGE_SPARK_MASTER:-} ]] && master=(--master "$DIGITFORGE_SPARK_MASTER")
+
 launch=(exec)
 [[ -n ${DIGITFORGE_SUBMIT_DRY_RUN:-} ]] && launch=(exec printf '%s\n')
 "${launch[@]}" "$root/.venv/bin/spark-submit" \
-  --properties-file "$root/conf/spark/$profile.conf" \
+  --properties-file "$props" "${master[@]}" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties" \
   --jars "$jars" \
+  --files "$zip" \
   "$root/jobs/$job.py" "$@"

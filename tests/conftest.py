@@ -55,8 +55,8 @@ def make_idx_dataset(tmp_path):
     return make
 
 
-def run(cmd: list[str], check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run(cmd: list[str], check: bool = True, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-10000:])

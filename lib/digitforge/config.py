@@ -83,3 +83,21 @@ def job_parser(description: str):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.lr=0.01 (repeatable)")
     return p
+
+
+def preset_overrides(name: str) -> list[str]:
+    """`section.key=value` overrides from conf/presets/<name>.yaml, applied before --set flags."""
+    import json
+
+    path = conf_dir() / "presets" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (conf_dir() / "presets").glob("*.yaml")))
+        raise ConfigError(f"unknown preset {name!r} ({path} missing); known presets: {known}")
+    with open(path) as f:
+        preset = yaml.safe_load(f) or {}
+    out = []
+    for section, values in preset.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section!r} must be a section of keys, e.g. train: {{lr: 0.01}}")
+        out += [f"{section}.{key}={json.dumps(value)}" for key, value in values.items()]
+    return out

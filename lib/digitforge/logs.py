@@ -19,6 +19,8 @@ def setup_logging(level: str | None = None) -> None:
     # petastorm 0.13.1 on pyarrow 14 warns on every reader; the pins are deliberate (see README).
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\.|$)")
     warnings.filterwarnings("ignore", message=".*pyarrow.localfs is deprecated.*", category=FutureWarning)
+    # Snapshots carry a Unischema (for make_reader), yet make_batch_reader is the fast path we mean.
+    warnings.filterwarnings("ignore", message="Please use make_reader", category=UserWarning)
     # py4j and the driver's chatter drown the job's own progress lines.
     for noisy in ("py4j", "cassandra", "petastorm", "urllib3", "matplotlib", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

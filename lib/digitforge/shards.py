@@ -17,6 +17,32 @@ class ShortReadError(RuntimeError):
     pass
 
 
+def decode(batch) -> tuple[np.ndarray, np.ndarray]:
+    """A make_batch_reader batch -> (pixels uint8 (n, 784), labels int64 (n,)).
+    One join + frombuffer per batch: no per-image Python work."""
+    pixels = np.frombuffer(b"".join(batch.pixels), dtype=np.uint8).reshape(-1, 784)
+    return pixels, np.asarray(batch.label, dtype=np.int64)
+
+
+def row_groups(url: str) -> int:
+    """Parquet row groups of a snapshot split: Petastorm's unit of sharding."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs, path = pafs.FileSystem.from_uri(url)
+    files = [i.path for i in fs.get_file_info(pafs.FileSelector(path)) if i.path.endswith(".parquet")]
+    return sum(pq.ParquetFile(fs.open_input_file(f)).metadata.num_row_groups for f in files)
+
+
+def check_row_groups(url: str, ranks: int) -> int:
+    """Each rank reads whole row groups: fewer row groups than ranks would leave a rank without data."""
+    n = row_groups(url)
+    if n < ranks:
+        raise ValueError(f"{url} has {n} Parquet row groups but training uses {ranks} ranks; each rank needs "
+                         f"at least one: convert again with --set convert.files_per_split={ranks} (or more)")
+    return n
+
+
 def read_shard(url: str, cur_shard: int, shard_count: int, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(pixels uint8 (n, 784), labels int64 (n,)) of this shard, read with make_batch_reader."""
     from petastorm import make_batch_reader
@@ -26,9 +52,9 @@ def read_shard(url: str, cur_shard: int, shard_count: int, workers: int = 2) -> 
                            num_epochs=1, shuffle_row_groups=False, workers_count=workers,
                            reader_pool_type="thread") as reader:
         for batch in reader:
-            # One join + frombuffer per batch: no per-image Python work.
-            pixels.append(np.frombuffer(b"".join(batch.pixels), dtype=np.uint8).reshape(-1, 784))
-            labels.append(np.asarray(batch.label, dtype=np.int64))
+            px, lb = decode(batch)
+            pixels.append(px)
+            labels.append(lb)
     if not pixels:
         return np.empty((0, 784), np.uint8), np.empty((0,), np.int64)
     return np.concatenate(pixels), np.concatenate(labels)
@@ -62,3 +88,30 @@ def epoch_indices(n: int, steps: int, batch_size: int, rng: np.random.Generator)
     reps = -(-need // n)
     order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:need]
     return order.reshape(steps, batch_size)
+
+
+def stream_batches(url: str, cur_shard: int, shard_count: int, batch_size: int, seed: int,
+                   buffer_rows: int = 8192, workers: int = 2):
+    """Endless (pixels uint8 (b, 784), labels int64 (b,)) batches of this shard, streamed with
+    make_batch_reader (num_epochs=None) instead of held in memory: row groups in a shuffled order,
+    rows shuffled within a buffer of about buffer_rows. The caller takes as many batches per epoch as
+    it needs, so every rank takes the same number of steps whatever its shard's size."""
+    from petastorm import make_batch_reader
+
+    rng = np.random.default_rng(seed)
+    px_buf, lb_buf = np.empty((0, 784), np.uint8), np.empty((0,), np.int64)
+    with make_batch_reader(url, schema_fields=["label", "pixels"], cur_shard=cur_shard, shard_count=shard_count,
+                           num_epochs=None, shuffle_row_groups=True, seed=seed, workers_count=workers,
+                           reader_pool_type="thread") as reader:
+        for batch in reader:
+            px, lb = decode(batch)
+            px_buf, lb_buf = np.concatenate([px_buf, px]), np.concatenate([lb_buf, lb])
+            if len(px_buf) < buffer_rows:
+                continue
+            perm = rng.permutation(len(px_buf))
+            full = len(perm) // batch_size * batch_size
+            for start in range(0, full, batch_size):
+                take = perm[start:start + batch_size]
+                yield px_buf[take], lb_buf[take]
+            px_buf, lb_buf = px_buf[perm[full:]], lb_buf[perm[full:]]
+    raise ShortReadError(f"{url}: the endless reader of shard {cur_shard}/{shard_count} stopped")

@@ -23,7 +23,7 @@ def read_profile(name: str) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if line:
             key, _, value = line.partition(" ")
-            conf[key] = value.strip()
+            conf[key] = value.strip().replace("@ROOT@", str(PROJECT_ROOT))  # paths in the profile
     return conf
 
 

@@ -1,0 +1,125 @@
+"""Training for real on a small Petastorm snapshot of real MNIST rows: across the executors of a
+Spark standalone cluster started by scripts/spark-cluster.sh, resumed from a checkpoint, and under
+the torchrun entry with streamed shards. Models go to the test run's own keyspace."""
+import json
+import os
+import socket
+import uuid
+
+import pytest
+
+from conftest import BIN, ROOT, last_json, run
+
+pytestmark = pytest.mark.integration
+SUBMIT = str(ROOT / "scripts" / "submit.sh")
+CLUSTER = str(ROOT / "scripts" / "spark-cluster.sh")
+N_TRAIN, N_TEST = 2400, 600
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def snapshot_root(tmp_path_factory, it_overrides):
+    """A snapshot of the first rows of real MNIST, written by snapshot.write_snapshot with Spark and
+    Petastorm (4 row groups a split), and the schema of the test keyspace for the registry."""
+    from digitforge import config, idx, snapshot
+    from digitforge.data_files import dataset_folder
+    from digitforge.ingest import to_rows
+    from digitforge.spark import get_spark
+
+    run([str(BIN / "digitforge"), *it_overrides, "schema", "apply"])
+    os.environ.setdefault("PYSPARK_PYTHON", str(BIN / "python"))  # Spark's Python workers need the venv
+    root = tmp_path_factory.mktemp("train-snapshots")
+    folder = dataset_folder("mnist", config.resolve()["datasets"]["mnist"]["folder"])
+    spark = get_spark("digitforge-test-snapshot")
+    try:
+        splits = {}
+        for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+            images, labels = idx.read_pair(*idx.find_split_files(folder, split))
+            splits[split] = spark.createDataFrame(to_rows(images[:n], labels[:n]), "id int, label int, pixels binary")
+        snapshot.write_snapshot(spark, splits, root, "mnist", source={"test": True}, files_per_split=4)
+    finally:
+        spark.stop()
+    return root
+
+
+@pytest.fixture(scope="module")
+def train_overrides(it_overrides, snapshot_root, tmp_path_factory):
+    ks = it_overrides[1].split("=", 1)[1]
+    return ["--set", f"datasets.mnist.keyspace={ks}", "--set", f"convert.snapshot_root={snapshot_root}",
+            "--set", f"train.checkpoint_dir={tmp_path_factory.mktemp('checkpoints')}"]
+
+
+def stored_model(keyspace: str, model_id: str):
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(["127.0.0.1"])
+    try:
+        return cluster.connect(keyspace).execute(
+            "SELECT metrics, config, lineage FROM models WHERE id = %s", (uuid.UUID(model_id),)).one()
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One master and two 1-core workers on free ports, stopped (and checked stopped) afterwards."""
+    home = tmp_path_factory.mktemp("spark-cluster")
+    env = {"DIGITFORGE_SPARK_CLUSTER_HOME": str(home), "SPARK_MASTER_PORT": str(free_port()),
+           "SPARK_MASTER_WEBUI_PORT": str(free_port()), "SPARK_WORKER_WEBUI_PORT": str(free_port())}
+    script = lambda action, check=True: run([CLUSTER, action], check=check, timeout=180, env=env)  # noqa: E731
+    try:
+        script("up")
+        yield {"master": f"spark://127.0.0.1:{env['SPARK_MASTER_PORT']}", "home": home}
+    finally:
+        script("down", check=False)
+    assert script("status", check=False).returncode != 0
+    assert not list((home / "pids").glob("*.pid"))
+
+
+def test_training_across_two_executors_of_a_standalone_cluster(cluster, train_overrides, it_keyspace):
+    proc = run([SUBMIT, "train", "--dataset", "mnist", "--architecture", "net", "--epochs", "2", "--no-local-mode",
+                *train_overrides], timeout=600,
+               env={"DIGITFORGE_SPARK_PROFILE": "standalone", "DIGITFORGE_SPARK_MASTER": cluster["master"]})
+    model = last_json(proc.stdout)
+    assert model["epochs"] == 2 and model["test_accuracy"] > 0.5
+    # rank 0's progress reaches the driver's log while it trains
+    assert "epoch 1/2" in proc.stderr + proc.stdout and "epoch 2/2" in proc.stderr + proc.stdout
+    row = stored_model(it_keyspace, model["id"])
+    metrics = json.loads(row.metrics)
+    ranks = metrics["ranks"]
+    assert metrics["world_size"] == 2 and len(metrics["history"]) == 2
+    # one rank in each executor (its own folder under the workers' work dir), running the shipped zip
+    assert len({r["cwd"] for r in ranks}) == 2
+    assert all(r["cwd"].startswith(str(cluster["home"] / "work")) for r in ranks)
+    assert all("digitforge.zip" in r["package"] for r in ranks)
+    assert json.loads(row.config)["train"]["local_mode"] is False
+
+
+def test_a_run_resumes_from_its_last_checkpoint(train_overrides, it_keyspace):
+    first = last_json(run([SUBMIT, "train", "--dataset", "mnist", "--architecture", "mlp", "--epochs", "2",
+                           *train_overrides]).stdout)
+    resumed = last_json(run([SUBMIT, "train", "--resume", first["run_id"], "--epochs", "3", *train_overrides]).stdout)
+    assert resumed["run_id"] == first["run_id"] and resumed["epochs"] == 3
+    before = json.loads(stored_model(it_keyspace, first["id"]).metrics)["history"]
+    after = json.loads(stored_model(it_keyspace, resumed["id"]).metrics)
+    assert [h["epoch"] for h in after["history"]] == [1, 2, 3]
+    assert after["history"][:2] == before and after["resumed_from_epoch"] == 2
+    assert after["history"][2]["elapsed_s"] > before[1]["elapsed_s"]
+    # nothing left to do: a clear error, not a silent re-registration
+    proc = run([SUBMIT, "train", "--resume", first["run_id"], "--epochs", "3", *train_overrides], check=False)
+    assert proc.returncode == 2 and "already trained 3 of 3 epochs" in proc.stdout + proc.stderr
+
+
+def test_torchrun_entry_trains_from_streamed_shards(train_overrides):
+    proc = run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "digitforge.train",
+                "--dataset", "mnist", "--architecture", "mlp", "--epochs", "2", "--set", "train.data=stream",
+                *train_overrides], timeout=600)
+    result = last_json(proc.stdout)
+    assert result["epochs"] == 2 and result["test_accuracy"] > 0.5
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert "streamed train rows" in proc.stderr
