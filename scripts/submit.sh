@@ -3,8 +3,8 @@
 #   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu)
 #   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
-#   DIGITFORGE_SUBMIT_DRY_RUN=1 prints the spark-submit command (one argument a line) instead of running
-#   it: the schedules' test checks that the Airflow DAG runs this very command.
+#   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
+#   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
 # The package goes to the executors as var/dist/digitforge.zip (built here from lib/, --files), so
 # a cluster needs only the Python environment, not this checkout.
 set -euo pipefail

@@ -19,6 +19,8 @@ def main(folder: str) -> None:
                 hook = task._get_hook()
                 entry["command"] = hook._build_spark_submit_command(task.application)
                 entry["env"] = task.env_vars
+            if hasattr(task, "bash_command"):
+                entry.update(bash_command=task.bash_command, env=task.env, append_env=task.append_env)
             tasks[task.task_id] = entry
         out["dags"][dag_id] = {"schedule": dag.timetable.summary, "catchup": dag.catchup,
                                "max_active_runs": dag.max_active_runs, "tasks": tasks,

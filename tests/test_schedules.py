@@ -58,8 +58,14 @@ def test_the_dag_loads_in_airflow_and_runs_nightly(airflow_dags):
     dag = airflow_dags["dags"]["digitforge_nightly"]
     assert dag["schedule"] == "30 2 * * *"
     assert dag["catchup"] is False and dag["max_active_runs"] == 1
-    assert dag["order"] == ["retrain_mnist", "retrain_fashion_mnist"]
-    assert {t["operator"] for t in dag["tasks"].values()} == {"SparkSubmitOperator"}
+    assert dag["order"] == ["prepare_submit", "retrain_mnist", "retrain_fashion_mnist"]
+    assert dag["tasks"]["prepare_submit"]["operator"] == "BashOperator"
+    assert {dag["tasks"][t]["operator"] for t in dag["order"][1:]} == {"SparkSubmitOperator"}
+    prepare = dag["tasks"]["prepare_submit"]
+    assert prepare["env"] == {"DIGITFORGE_SUBMIT_DRY_RUN": "1", "DIGITFORGE_SPARK_PROFILE": "local"}
+    assert prepare["append_env"] and f"{ROOT}/scripts/submit.sh" in prepare["bash_command"]
+    subprocess.run(["bash", "-c", prepare["bash_command"]], env={**os.environ, **prepare["env"]}, check=True, timeout=60)
+    assert (ROOT / "var" / "dist" / "spark-local.conf").is_file() and (ROOT / "var" / "dist" / "digitforge.zip").is_file()
     # one dataset's failure does not keep the next from being retrained
     assert dag["tasks"]["retrain_fashion_mnist"]["trigger_rule"] == "all_done"
 
@@ -75,7 +81,8 @@ def test_the_dag_runs_the_command_of_submit_sh(airflow_dags, dataset):
     assert master == re.search(r"^spark\.master\s+(\S+)", profile, re.M).group(1)
     assert dag_cmd == ours
     assert ours["application"] == str(ROOT / "jobs" / "retrain.py") and ours["args"] == ["--dataset", dataset]
-    assert ours["options"]["--properties-file"] == str(ROOT / "conf" / "spark" / "local.conf")
+    assert ours["options"]["--properties-file"] == str(ROOT / "var" / "dist" / "spark-local.conf")
+    assert ours["options"]["--files"] == str(ROOT / "var" / "dist" / "digitforge.zip")
     python = str(ROOT / ".venv" / "bin" / "python")
     assert task["env"] == {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python,
                            "PYTHONPATH": str(ROOT / "lib")}
@@ -106,9 +113,10 @@ def test_the_cron_line_runs_the_same_command_on_the_same_schedule(airflow_dags, 
     run_env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITFORGE_SPARK")}
     run_env.update(env, DIGITFORGE_HOME=str(ROOT), DIGITFORGE_LOGS=str(tmp_path), DIGITFORGE_SUBMIT_DRY_RUN="1")
     subprocess.run([env["SHELL"], "-c", command], env=run_env, check=True, timeout=120)
-    datasets = [t["command"][-1] for t in (dag["tasks"][tid] for tid in dag["order"])]
+    retrains = [tid for tid in dag["order"] if tid.startswith("retrain_")]
+    datasets = [dag["tasks"][tid]["command"][-1] for tid in retrains]
     assert re.search(r"for d in ([\w -]+); do", command).group(1).split() == datasets
-    for task_id in dag["order"]:
+    for task_id in retrains:
         task = dag["tasks"][task_id]
         logged = (tmp_path / f"retrain-{task['command'][-1]}.log").read_text().splitlines()
         dag_cmd = parse(task["command"])

@@ -1,8 +1,10 @@
 """Airflow DAG: nightly retraining of every dataset's champion (jobs/retrain.py), one dataset after the other.
 
-Each task is a SparkSubmitOperator running exactly the command `scripts/submit.sh retrain --dataset D`
-runs, which is also what the cron line (conf/cron/digitforge.cron) runs: the same spark-submit, Spark
-profile (conf/spark/<DIGITFORGE_SPARK_PROFILE or local>.conf), connector jars and Python. The test
+Each retrain task is a SparkSubmitOperator running exactly the command `scripts/submit.sh retrain
+--dataset D` runs, which is also what the cron line (conf/cron/digitforge.cron) runs: the same
+spark-submit, Spark profile (conf/spark/<DIGITFORGE_SPARK_PROFILE or local>.conf, filled in under
+var/dist/), connector jars, package zip and Python. The first task has submit.sh prepare var/dist/ (the
+package zip of lib/, the filled-in profile) without submitting anything. The test
 tests/test_schedules.py loads this DAG in Airflow and compares the commands token by token.
 
 Install: point Airflow's dags_folder at this folder, or link this file into it (the checkout is found
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pendulum
 from airflow import DAG
+from airflow.operators.bash import BashOperator
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 SCHEDULE = "30 2 * * *"                  # 02:30 every night, as in conf/cron/digitforge.cron
@@ -24,6 +27,7 @@ DATASETS = ["mnist", "fashion-mnist"]     # retrained in this order
 ROOT = Path(os.environ.get("DIGITFORGE_HOME") or Path(__file__).resolve().parents[2])
 PROFILE = os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")
 CONN_ID = "digitforge_spark"
+DIST = ROOT / "var" / "dist"              # what scripts/submit.sh prepares: package zip, filled-in profile
 
 
 def profile_master(profile: str) -> str:
@@ -51,9 +55,10 @@ def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
         task_id=f"retrain_{dataset.replace('-', '_')}",
         conn_id=CONN_ID,
         spark_binary=str(ROOT / ".venv" / "bin" / "spark-submit"),
-        properties_file=str(ROOT / "conf" / "spark" / f"{PROFILE}.conf"),
+        properties_file=str(DIST / f"spark-{PROFILE}.conf"),
         conf={"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{ROOT}/conf/spark/log4j2.properties"},
         jars=jars,
+        files=str(DIST / "digitforge.zip"),
         application=str(ROOT / "jobs" / "retrain.py"),
         application_args=["--dataset", dataset],
         name=f"digitforge-retrain-{dataset}",
@@ -74,10 +79,11 @@ with DAG(
     tags=["digitforge", "spark", "retrain"],
     doc_md=__doc__,
 ) as dag:
-    previous = None
-    for name in DATASETS:
+    # A dry run of submit.sh builds var/dist (as every submit.sh run does) and submits nothing.
+    previous = BashOperator(task_id="prepare_submit", bash_command=f"'{ROOT}/scripts/submit.sh' retrain >/dev/null",
+                            env={"DIGITFORGE_SUBMIT_DRY_RUN": "1", "DIGITFORGE_SPARK_PROFILE": PROFILE}, append_env=True)
+    for k, name in enumerate(DATASETS):
         # all_done: a failed dataset does not keep the next one from being retrained
-        task = retrain_task(name, trigger_rule="all_done" if previous else "all_success")
-        if previous:
-            previous >> task
+        task = retrain_task(name, trigger_rule="all_done" if k else "all_success")
+        previous >> task
         previous = task

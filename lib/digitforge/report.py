@@ -35,6 +35,7 @@ class ReportInputs:
     test_confidences: np.ndarray | None = None  # (N,) probability of the predicted class, optional
     label_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> 10 counts
     test_source: str = ""                      # where the test rows came from (shown under the grid)
+    misclassified_limit: int = 40              # images in the misclassified grid
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -287,7 +288,8 @@ def render_charts(inp: ReportInputs, out_dir: Path, prefix: str = "") -> tuple[d
         files["filters"] = name("filters")
     if inp.test_predictions is not None:
         _, n_wrong = misclassified_grid(inp.test_images, inp.test_labels, inp.test_predictions, inp.class_names,
-                                        out_dir / name("misclassified"), inp.test_confidences)
+                                        out_dir / name("misclassified"), inp.test_confidences,
+                                        inp.misclassified_limit)
         files["misclassified"] = name("misclassified")
         if inp.test_source:
             notes["misclassified"] = f"the model run on {inp.test_source}"

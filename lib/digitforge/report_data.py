@@ -68,7 +68,8 @@ def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict 
     class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(10)]
     test = test if test is not None else test_rows(cfg, dataset, manifest)
     inp = report.ReportInputs(model=model, class_names=class_names, state_dict=artifacts.weights_from_bytes(weights),
-                              label_counts=label_counts(manifest))
+                              label_counts=label_counts(manifest),
+                              misclassified_limit=int(cfg.get("report", {}).get("misclassified", 40)))
     if test is not None:
         if scored is None:
             scored = evaluate(build_module(model["architecture"], weights, f"model {model.get('id')}"),
