@@ -49,11 +49,20 @@ demo: schema
 	$(SUBMIT) train --dataset $(DATASET)
 	.venv/bin/digitforge registry best --dataset $(DATASET) --json
 
-test: schema
+test: schema airflow-env
 	$(PY) -m pytest tests
 
-unit: setup
+unit: setup airflow-env
 	$(PY) -m pytest tests -m "not integration"
+
+# Apache Airflow in a venv of its own (its pins clash with the jobs'): tests load the nightly DAG in it.
+.PHONY: airflow-env
+airflow-env: .venv-airflow/.installed
+.venv-airflow/.installed: requirements-airflow.txt
+	test -x .venv-airflow/bin/python || python3 -m venv .venv-airflow
+	.venv-airflow/bin/python -m pip install -q -r requirements-airflow.txt
+	.venv-airflow/bin/python -c "import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)"
+	touch $@
 
 bench-ingest: schema
 	$(PY) bench/ingest.py

@@ -9,6 +9,7 @@ import logging
 import sys
 
 from digitforge import config, snapshot
+from digitforge.errors import input_error_in
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 
@@ -28,11 +29,20 @@ def main(argv=None) -> int:
     spark = get_spark(f"digitforge-convert-{name}", cfg)
     splits = {"train": snapshot.read_images(spark, keyspace, "raw_train"),
               "test": snapshot.read_images(spark, keyspace, "raw_test")}
-    manifest = snapshot.write_snapshot(
-        spark, splits, config.project_path(cc["snapshot_root"]), name,
-        source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-        files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
-    spark.stop()
+    try:
+        manifest = snapshot.write_snapshot(
+            spark, splits, config.project_path(cc["snapshot_root"]), name,
+            source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
+            files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
+    except Exception as e:  # a bad row of an original-demo table fails its Spark task
+        problem = input_error_in(e)
+        if problem is None:
+            raise
+        log.error("%s", problem)
+        log.error("no snapshot was written (a version without manifest.json is never read)")
+        return 2
+    finally:
+        spark.stop()
     for split, n in manifest["rows"].items():
         if n == 0:
             log.error("%s.raw_%s is empty: ingest the dataset first", keyspace, split)

@@ -1,16 +1,22 @@
-"""spark-submit job: a dataset's IDX files -> Cassandra raw_train / raw_test.
+"""spark-submit job: IDX files or Kaggle CSV files -> Cassandra raw_train / raw_test / raw_predict.
 
-    scripts/submit.sh ingest --dataset mnist [--data-dir DIR] [--limit N]
+    scripts/submit.sh ingest --dataset mnist                      # the dataset's IDX files
+    scripts/submit.sh ingest --data-dir DIR --keyspace KS         # any 28x28 / 0-9 IDX dataset
+    scripts/submit.sh ingest --csv train.csv [--csv test.csv]     # Kaggle digit-recognizer CSV
+      [--keyspace KS] [--limit N] [--replace] [--set ingest.split_ratio=0.9 ...]
+
+Everything is read and checked before anything is written: bad input exits 2 with 0 rows written.
 """
+import json
 import logging
+import re
 import sys
-import time
 
-from digitforge import config, idx
-from digitforge.cql import session
+from digitforge import config, sources
+from digitforge.cql import apply_schema, session
 from digitforge.data_files import dataset_folder
 from digitforge.errors import InputError
-from digitforge.ingest import check_table_is_compact, count_rows, to_rows, write_rows
+from digitforge.ingest import LostRowsError, check_table_is_compact, write_and_check
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 
@@ -21,38 +27,57 @@ def main(argv=None) -> int:
     setup_logging()
     p = config.job_parser(__doc__)
     p.add_argument("--data-dir", help="folder with the four IDX files (default: the dataset's folder under the data dir)")
-    p.add_argument("--limit", type=int, help="ingest only the first N images of each split (tests, trials)")
+    p.add_argument("--csv", action="append", default=[], metavar="PATH",
+                   help="a Kaggle CSV (label,pixel0..783 -> split into raw_train/raw_test; pixel0..783 -> raw_predict); "
+                        "repeatable: one labelled and one unlabelled")
+    p.add_argument("--keyspace", help="write into this keyspace (created if missing) instead of the dataset's own")
+    p.add_argument("--limit", type=int, help="ingest only the first N rows of each file (tests, trials)")
+    p.add_argument("--replace", action="store_true",
+                   help="empty the target tables before writing (after all checks), e.g. after changing the split")
     args = p.parse_args(argv)
     cfg = config.resolve(args.set, **{"ingest.dataset": args.dataset})
-    name = cfg["ingest"]["dataset"]
-    ds = config.dataset_info(cfg, name)
+    icfg = cfg["ingest"]
+    name = icfg["dataset"]
     try:
-        folder = args.data_dir or dataset_folder(name, ds["folder"])
+        keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
+            raise config.ConfigError(f"{keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
         # Extract and check everything before writing anything: bad input writes 0 rows.
-        splits = {}
-        for split, table in (("train", "raw_train"), ("test", "raw_test")):
-            images, labels = idx.read_pair(*idx.find_split_files(folder, split))
-            if args.limit:
-                images, labels = images[:args.limit], labels[:args.limit]
-            splits[table] = to_rows(images, labels)
-            log.info("read %d %s images from %s", len(images), split, folder)
-        with session(cfg) as s:
-            for table in splits:
-                check_table_is_compact(s, ds["keyspace"], table)
-    except InputError as e:
+        if args.csv:
+            batches = sources.from_csv(args.csv, icfg["split_ratio"], icfg["split_seed"], icfg["stratify"], args.limit)
+        else:
+            batches = sources.from_idx(args.data_dir or dataset_folder(name, config.dataset_info(cfg, name)["folder"]),
+                                       args.limit)
+        for b in batches:
+            log.info("read %d rows for %s from %s (0 rejected)", len(b), b.table, b.source)
+        with session(cfg) as s:  # before creating anything: refuse an original-demo keyspace untouched
+            for b in batches:
+                check_table_is_compact(s, keyspace, b.table)
+        apply_schema(cfg, [keyspace])  # creates what is missing; never alters an existing table
+        with session(cfg, keyspace) as s:
+            if args.replace:
+                for b in batches:
+                    s.execute(f"TRUNCATE {b.table}")
+                    log.info("emptied %s.%s (--replace)", keyspace, b.table)
+    except (InputError, config.ConfigError) as e:
         log.error("%s", e)
-        log.error("nothing was written")
+        log.error("input rejected: nothing was written (0 rows)")
         return 2
 
     spark = get_spark(f"digitforge-ingest-{name}", cfg)
-    for table, rows in splits.items():
-        t0 = time.time()
-        write_rows(spark, rows, ds["keyspace"], table, cfg["ingest"]["write_partitions"])
-        secs = time.time() - t0
-        stored = count_rows(spark, ds["keyspace"], table)
-        log.info("%s.%s: wrote %d rows in %.1fs (%.0f rows/s); table now holds %d rows",
-                 ds["keyspace"], table, len(rows), secs, len(rows) / secs, stored)
-    spark.stop()
+    try:
+        reports = write_and_check(spark, cfg, batches, keyspace)
+    except LostRowsError as e:
+        log.error("%s", e)
+        return 3
+    finally:
+        spark.stop()
+    written = sum(r["written"] for r in reports)
+    seconds = sum(r["seconds"] for r in reports)
+    log.info("rows read %d, rejected 0, written %d in %.1fs (%.0f rows/s) into %s",
+             sum(len(b) for b in batches), written, seconds, written / seconds, keyspace)
+    print(json.dumps({"keyspace": keyspace, "rows_written": written, "write_seconds": round(seconds, 3),
+                      "rows_per_s": round(written / seconds), "tables": reports}))
     return 0
 
 

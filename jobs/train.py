@@ -9,7 +9,7 @@ import logging
 import subprocess
 import sys
 
-from digitforge import __version__, config, registry, train_setup
+from digitforge import __version__, config, registry, report_data, train_setup
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 from digitforge.train import run_distributed
@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
                "source": manifest["source"], "code_version": code_version(), "run_id": tc["run_id"]}
     model_id = registry.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
+    report_data.trained_model_report(cfg, tc["dataset"], model_id, result, lineage, manifest)  # logs its path
     summary = dict(train_setup.summary(cfg, result), id=str(model_id))
     log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,
              100 * result["test_accuracy"], result["test_loss"], result["epochs"], result["train_seconds"], tc["run_id"])

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # spark-submit a digitforge job with a Spark profile and the staged connector jars.
-#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train
+#   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu)
 #   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
+#   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
+#   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
 # The package goes to the executors as var/dist/digitforge.zip (built here from lib/, --files), so
 # a cluster needs only the Python environment, not this checkout.
 set -euo pipefail
@@ -38,7 +40,9 @@ sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf" > "$props.$$" && mv "$pr
 master=()
 [[ -n ${DIGITFORGE_SPARK_MASTER:-} ]] && master=(--master "$DIGITFORGE_SPARK_MASTER")
 
-exec "$root/.venv/bin/spark-submit" \
+launch=(exec)
+[[ -n ${DIGITFORGE_SUBMIT_DRY_RUN:-} ]] && launch=(exec printf '%s\n')
+"${launch[@]}" "$root/.venv/bin/spark-submit" \
   --properties-file "$props" "${master[@]}" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties" \
   --jars "$jars" \

@@ -24,6 +24,16 @@ def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool = True) -> Pat
     return path
 
 
+def write_csv(path: Path, images: np.ndarray, labels: np.ndarray | None = None, gz: bool = False) -> Path:
+    """A Kaggle digit-recognizer CSV: label,pixel0..pixel783 (or pixel0..pixel783 when unlabelled)."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    header = ([] if labels is None else ["label"]) + [f"pixel{i}" for i in range(flat.shape[1])]
+    table = flat if labels is None else np.column_stack([labels, flat])
+    text = ",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in table.tolist())
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    return path
+
+
 @pytest.fixture
 def make_idx_dataset(tmp_path):
     """A tiny dataset folder in the MNIST layout: images are label-dependent patterns plus noise."""
@@ -77,4 +87,5 @@ def it_keyspace(cassandra_node):
 def it_overrides(it_keyspace, tmp_path_factory):
     """--set flags pointing the `mnist` dataset at the test keyspace and a temporary snapshot root."""
     snapshots = tmp_path_factory.mktemp("snapshots")
-    return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}"]
+    return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}",
+            "--set", f"report.root={tmp_path_factory.mktemp('reports')}"]

@@ -62,7 +62,7 @@ def test_truncated_gzip(tmp_path):
 
 def test_label_out_of_range_names_row(tmp_path):
     path = write_idx(tmp_path / "l-idx1-ubyte", np.array([1, 2, 12, 3]), 2049, gz=False)
-    with pytest.raises(InputError, match=r"row 2: label 12 outside 0-9"):
+    with pytest.raises(InputError, match=r"data row 3: label 12 outside 0-9"):
         idx.read_labels(path)
 
 

@@ -58,6 +58,12 @@ def test_trained_model_is_registered_far_above_chance(pipeline):
     assert "net" in row and "(1 rows)" in row
 
 
+def test_train_job_writes_the_models_report(pipeline):
+    root = next(o.split("=", 1)[1] for o in pipeline["overrides"] if o.startswith("report.root="))
+    page = os.path.join(root, pipeline["model"]["id"], "index.html")
+    assert os.path.isfile(page) and "misclassified.png" in open(page).read()
+
+
 def test_registry_best_prints_the_model_as_json(pipeline):
     out = run([str(BIN / "digitforge"), *pipeline["overrides"], "registry", "best", "--dataset", "mnist", "--json"]).stdout
     best = json.loads(out)

@@ -1,4 +1,4 @@
-"""The `digitforge` command: schema and registry."""
+"""The `digitforge` command: schema, registry, reports and retrain runs."""
 from __future__ import annotations
 
 import argparse
@@ -17,10 +17,26 @@ def _print(obj, as_json: bool) -> None:
         print(json.dumps(obj, indent=2, default=str))
     elif isinstance(obj, list):
         for m in obj:
-            print(f"{m['id']}  {m['architecture']:<8} acc {m['test_accuracy']:.4f}  loss {m['test_loss']:.4f}  {m['upload_date']}")
+            tags = f"  [{', '.join(m['aliases'])}]" if m.get("aliases") else ""
+            print(f"{m['id']}  {m['architecture'] or '?':<8} acc {_num(m['test_accuracy'])}  loss {_num(m['test_loss'])}  "
+                  f"{m['upload_date']}{tags}")
     else:
         for k, v in obj.items():
-            print(f"{k:>14}: {v}")
+            print(f"{k:>14}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+
+
+def _num(x) -> str:
+    return "   ?  " if x is None else f"{x:.4f}"
+
+
+def _print_aliases(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for a in rows:
+        print(f"{a['alias']} -> {a['model_id']}")
+        for h in a["history"]:
+            print(f"    {h['changed_at']}  {h['from'] or '(none)'} -> {h['to']}  by {h['by'] or '?'}: {h['reason']}")
 
 
 def main(argv=None) -> int:
@@ -32,15 +48,43 @@ def main(argv=None) -> int:
     sch = sub.add_parser("schema", help="Cassandra schema").add_subparsers(dest="action", required=True)
     sch.add_parser("apply", help="create keyspaces and tables if missing (idempotent)")
 
-    reg = sub.add_parser("registry", help="the model registry").add_subparsers(dest="action", required=True)
+    reg = sub.add_parser("registry", help="the model registry (a model is named by its id or an alias)"
+                         ).add_subparsers(dest="action", required=True)
     r_list = reg.add_parser("list", help="models of a dataset, oldest first")
+    r_show = reg.add_parser("show", help="one model: metrics, config, lineage, artifacts, aliases")
+    r_show.add_argument("model", metavar="ID", help="model id or alias")
     r_best = reg.add_parser("best", help="the best model of a dataset")
     r_best.add_argument("--by", choices=["accuracy", "loss"], default="accuracy")
-    for r in (r_list, r_best):
+    r_promote = reg.add_parser("promote", help="point an alias (default: champion) at a model")
+    r_promote.add_argument("model", metavar="ID", help="model id or alias")
+    r_promote.add_argument("--alias", default="champion")
+    r_promote.add_argument("--reason", default="", help="why (kept in the alias history)")
+    r_export = reg.add_parser("export", help="write a model's weights (.safetensors) and a .json of its details")
+    r_export.add_argument("model", metavar="ID", help="model id or alias")
+    r_export.add_argument("path", metavar="PATH", help="a .safetensors file name, or a folder")
+    r_aliases = reg.add_parser("aliases", help="aliases, the models they point at, and their history")
+    r_reindex = reg.add_parser("reindex", help="rebuild the CQL query tables from the models table")
+    for r in (r_list, r_show, r_best, r_promote, r_export, r_aliases, r_reindex):
         r.add_argument("--dataset", default="mnist")
         r.add_argument("--json", action="store_true")
 
+    rep = sub.add_parser("report", help="a model's report (PNG charts, one HTML page), or two models side by side")
+    rep.add_argument("model", nargs="?", metavar="MODEL", help="model id or alias, or DATASET:ID_OR_ALIAS")
+    rep.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                     help="two models side by side, e.g. mnist:champion fashion-mnist:champion")
+    rep.add_argument("--dataset", default="mnist", help="the dataset of models named without one")
+    rep.add_argument("--out", help="folder for the page and its images (default: report.root/<model id>)")
+    rep.add_argument("--json", action="store_true")
+    rt = sub.add_parser("retrain", help="nightly retraining (the job: scripts/submit.sh retrain)"
+                        ).add_subparsers(dest="action", required=True)
+    rt_runs = rt.add_parser("runs", help="a dataset's latest retrain runs: both scores, decision, reason")
+    rt_runs.add_argument("--dataset", default="mnist")
+    rt_runs.add_argument("--limit", type=int, default=20)
+    rt_runs.add_argument("--json", action="store_true")
+
     args = p.parse_args(argv)
+    if args.command == "report" and bool(args.model) == bool(args.compare):
+        p.error("report: give a MODEL or --compare A B")
     try:
         cfg = configmod.resolve(args.set)
         if args.command == "schema":
@@ -53,9 +97,46 @@ def main(argv=None) -> int:
                 _print(registry.list_models(cfg, args.dataset), args.json)
             elif args.action == "best":
                 _print(registry.best(cfg, args.dataset, args.by), args.json)
+            elif args.action == "show":
+                _print(registry.show(cfg, args.dataset, args.model), args.json)
+            elif args.action == "promote":
+                _print(registry.promote(cfg, args.dataset, args.model, args.alias, args.reason), args.json)
+            elif args.action == "export":
+                _print(registry.export(cfg, args.dataset, args.model, args.path), args.json)
+            elif args.action == "aliases":
+                _print_aliases(registry.aliases(cfg, args.dataset), args.json)
+            elif args.action == "reindex":
+                _print({"dataset": args.dataset, "models": registry.reindex(cfg, args.dataset)}, args.json)
+        elif args.command == "report":
+            from . import report_data
+            if args.compare:
+                a, b = (report_data.parse_ref(r, args.dataset) for r in args.compare)
+                page = report_data.compare_report(cfg, a, b, args.out)
+            else:
+                page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
+            print(json.dumps({"report": str(page)}) if args.json else page)
+        elif args.command == "retrain":
+            from . import retrain
+            runs = retrain.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
+            if args.json:
+                print(json.dumps(runs, indent=2))
+            for r in [] if args.json else runs:
+                print(f"{r['started_at']}  {'PROMOTED' if r['promoted'] else 'kept    '}  {r['reason']}")
     except (LookupError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
+    except Exception as e:
+        from cassandra import InvalidRequest
+        from cassandra.cluster import NoHostAvailable
+
+        if isinstance(e, InvalidRequest):  # e.g. a keyspace made before the registry tables
+            log.error("%s (run `digitforge schema apply`?)", e)
+            return 2
+        if isinstance(e, NoHostAvailable):
+            log.error("no Cassandra node at %s:%s (scripts/cassandra.sh up?): %s", cfg["cassandra"]["host"],
+                      cfg["cassandra"]["port"], e)
+            return 2
+        raise
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 
 from .config import PROJECT_ROOT
@@ -12,16 +13,14 @@ SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
 
 @contextmanager
 def session(cfg: dict, keyspace: str | None = None):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]),
-                      load_balancing_policy=RoundRobinPolicy(), protocol_version=5,
-                      connect_timeout=10)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
+    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]), protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
     try:
-        s = cluster.connect(keyspace)
-        s.default_timeout = 60
-        yield s
+        yield cluster.connect(keyspace)
     finally:
         cluster.shutdown()
 
@@ -33,12 +32,26 @@ def statements(keyspace: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+(\w+)\s", re.IGNORECASE)
+
+
+def column_exists(s, keyspace: str, table: str, column: str) -> bool:
+    s.cluster.refresh_table_metadata(keyspace, table)
+    return column in s.cluster.metadata.keyspaces[keyspace].tables[table].columns
+
+
 def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
-    """Create every dataset keyspace and its tables if missing. Safe to run any number of times."""
+    """Create every dataset keyspace and its tables if missing, and add columns missing from tables
+    made by an older schema. Safe to run any number of times."""
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
         for ks in keyspaces:
             for stmt in statements(ks):
+                add = ADD_COLUMN.match(stmt)
+                if add and column_exists(s, *add.groups()):
+                    continue  # ALTER TABLE ... ADD fails on an existing column: add missing ones only
+                if add:
+                    log.info("adding column %s to %s.%s", add.group(3), add.group(1), add.group(2))
                 s.execute(stmt)
             log.info("schema applied to keyspace %s", ks)
     return keyspaces

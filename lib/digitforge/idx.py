@@ -69,7 +69,8 @@ def read_labels(path: str | Path) -> np.ndarray:
     labels = np.frombuffer(body, dtype=np.uint8)
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
-        raise InputError(path, f"label {labels[bad[0]]} outside 0-{NUM_CLASSES - 1} ({bad.size} such labels)", row=int(bad[0]))
+        raise InputError(path, f"label {labels[bad[0]]} outside 0-{NUM_CLASSES - 1} ({bad.size} such labels)",
+                         row=int(bad[0]) + 1)
     return labels
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 PIXELS = 784
@@ -31,18 +34,24 @@ def unischema():
     ])
 
 
-def legacy_to_blob(batches):
-    """mapInPandas: original-demo rows (pixels list<int>) -> 784-byte blobs, checked."""
-    for pdf in batches:
-        out = []
-        for rid, pixels in zip(pdf["id"], pdf["pixels"]):
-            arr = np.asarray(pixels if pixels is not None else [], dtype=np.int64)
-            if arr.size != PIXELS:
-                raise ValueError(f"row id {rid}: pixels has {arr.size} values, expected {PIXELS}")
-            if arr.min() < 0 or arr.max() > 255:
-                raise ValueError(f"row id {rid}: pixel value outside 0-255")
-            out.append(arr.astype(np.uint8).tobytes())
-        yield pdf.assign(pixels=out)
+def legacy_to_blob(table: str):
+    """mapInPandas function for the original demo's rows (pixels list<int>) -> 784-byte blobs, checked.
+    A bad row fails the Spark task with an InputError naming the table, the row's id and the column."""
+
+    def convert(batches):
+        for pdf in batches:
+            out = []
+            for rid, pixels in zip(pdf["id"], pdf["pixels"]):
+                arr = np.asarray(pixels if pixels is not None else [], dtype=np.int64)
+                if arr.size != PIXELS:
+                    raise InputError(table, f"row id {rid}: pixels holds {arr.size} values, expected {PIXELS}", column="pixels")
+                if arr.min() < 0 or arr.max() > 255:
+                    raise InputError(table, f"row id {rid}: pixel value {arr[(arr < 0) | (arr > 255)][0]} outside 0-255",
+                                     column="pixels")
+                out.append(arr.astype(np.uint8).tobytes())
+            yield pdf.assign(pixels=out)
+
+    return convert
 
 
 def read_images(spark, keyspace: str, table: str):
@@ -58,7 +67,7 @@ def read_images(spark, keyspace: str, table: str):
         return df
     if isinstance(ptype, ArrayType):
         log.info("%s.%s stores pixels as %s (original demo layout): converting to blobs", keyspace, table, ptype.simpleString())
-        return df.mapInPandas(legacy_to_blob, schema="id int, label int, pixels binary")
+        return df.mapInPandas(legacy_to_blob(f"{keyspace}.{table}"), schema="id int, label int, pixels binary")
     raise ValueError(f"{keyspace}.{table}: unsupported pixels column type {ptype.simpleString()}")
 
 
@@ -81,13 +90,19 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
     schema = unischema()
     counts = {}
     started = time.time()
-    for split, df in splits.items():
-        url = to_url(base / split)
-        # At least files_per_split row groups, so that many ranks each get a shard.
-        with materialize_dataset(spark, url, schema, row_group_size_mb):
-            df.repartition(files_per_split).write.mode("overwrite").parquet(url)
-        counts[split] = spark.read.parquet(url).count()
-        log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
+    try:
+        for split, df in splits.items():
+            url = to_url(base / split)
+            # At least files_per_split row groups, so that many ranks each get a shard.
+            with materialize_dataset(spark, url, schema, row_group_size_mb):
+                df.repartition(files_per_split).write.mode("overwrite").parquet(url)
+            counts[split] = spark.read.parquet(url).count()
+            log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
+    except Exception:
+        # Without manifest.json the version is never read; remove the partial files too.
+        if "://" not in str(root):
+            shutil.rmtree(base, ignore_errors=True)
+        raise
     manifest = {
         "dataset": dataset, "version": version, "created": datetime.now(timezone.utc).isoformat(),
         "path": str(base), "rows": counts, "source": source, "files_per_split": files_per_split,

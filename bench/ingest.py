@@ -1,0 +1,121 @@
+"""Ingest benchmark: full MNIST (70,000 rows) written by the ingest job's own functions, side by side with
+the original demo's loader (one synchronous `INSERT ... JSON` per row into a `pixels list<int>` table).
+
+    make bench-ingest
+    PYTHONPATH=lib .venv/bin/python bench/ingest.py [--original-rows 3000] [--keyspace bench_ingest]
+
+Runs in-process with a SparkSession from digitforge.spark.get_spark (the local Spark profile and the
+connector jars, as under spark-submit), against the local node, in a keyspace of its own that it drops and
+re-creates first (and leaves for inspection). Two ingest passes: the first into empty tables with a cold
+JVM (the figure that counts), the second re-ingests the same rows with a warm JVM and shows that counts do
+not double. The write stage is staging + connector write of both splits; reading and checking the IDX
+files, the Spark start (session and a first trivial job, which starts the executor) and the count checks
+are timed apart, and an end-to-end rate over all of them is printed too. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # this checkout's digitforge
+
+from digitforge import config, sources  # noqa: E402
+from digitforge.cql import apply_schema, session  # noqa: E402
+from digitforge.data_files import dataset_folder  # noqa: E402
+from digitforge.ingest import write_and_check  # noqa: E402
+from digitforge.logs import setup_logging  # noqa: E402
+from digitforge.spark import get_spark  # noqa: E402
+
+log = logging.getLogger("digitforge.bench.ingest")
+
+
+def original_loader(cfg: dict, keyspace: str, images, labels, n: int) -> float:
+    """The original demo's way: one synchronous INSERT ... JSON per row, the JSON inlined in the CQL text,
+    into `pixels list<int>`. Returns rows/s."""
+    with session(cfg, keyspace) as s:
+        s.execute("CREATE TABLE IF NOT EXISTS original_raw_train (id int PRIMARY KEY, label int, pixels list<int>)")
+        started = time.time()
+        for i in range(n):
+            doc = json.dumps({"id": i, "label": int(labels[i]), "pixels": images[i].reshape(-1).tolist()})
+            s.execute(f"INSERT INTO original_raw_train JSON '{doc}'")
+        seconds = time.time() - started
+        stored = s.execute("SELECT count(*) FROM original_raw_train").one()[0]
+    if stored != n:
+        raise RuntimeError(f"original loader: wrote {n} rows but the table holds {stored}")
+    return n / seconds
+
+
+def main(argv=None) -> int:
+    setup_logging()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keyspace", default="bench_ingest", help="the bench's own keyspace (dropped and re-created)")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--original-rows", type=int, default=3000, help="rows loaded the original way")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    args = p.parse_args(argv)
+    cfg = config.resolve(args.set)
+    icfg, ks = cfg["ingest"], args.keyspace
+    if ks in {d["keyspace"] for d in cfg["datasets"].values()}:
+        raise SystemExit(f"refusing to drop {ks}: it is a dataset's keyspace")
+
+    started = time.time()
+    batches = sources.from_idx(dataset_folder(args.dataset, config.dataset_info(cfg, args.dataset)["folder"]))
+    read_s = time.time() - started
+    rows = sum(len(b) for b in batches)
+    log.info("read and checked %d rows in %.2fs", rows, read_s)
+
+    with session(cfg) as s:
+        s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+    apply_schema(cfg, [ks])
+    train = batches[0]
+    original = original_loader(cfg, ks, train.images, train.labels, args.original_rows)
+    log.info("original loader: %d rows at %.0f rows/s", args.original_rows, original)
+
+    t = time.time()
+    spark = get_spark("digitforge-bench-ingest", cfg)
+    spark.range(1).count()  # Spark starts its executor and scheduler on the first job: count that as start-up
+    spark_s = time.time() - t
+    passes = []
+    for name in ("cold, empty tables", "warm, same rows again"):
+        t = time.time()
+        reports = write_and_check(spark, cfg, batches, ks)
+        write_s = sum(r["seconds"] for r in reports)
+        found = sum(r["found"] for r in reports)
+        if found != rows:
+            raise RuntimeError(f"{name}: expected {rows} rows, found {found}")
+        passes.append({"pass": name, "write_s": round(write_s, 2), "rows_per_s": round(rows / write_s),
+                       "with_count_checks_s": round(time.time() - t, 2), "found": found})
+    spark.stop()
+
+    cold, warm = passes
+    result = {
+        "rows": rows, "rows_per_s": cold["rows_per_s"], "original_rows_per_s": round(original, 1),
+        "ratio": round(cold["rows_per_s"] / original, 1),
+        "rows_per_s_warm": warm["rows_per_s"], "ratio_warm": round(warm["rows_per_s"] / original, 1),
+        "write_s": cold["write_s"], "read_check_s": round(read_s, 2), "spark_start_s": round(spark_s, 2),
+        "count_checks_s": round(cold["with_count_checks_s"] - cold["write_s"], 2),
+        "end_to_end_rows_per_s": round(rows / (read_s + spark_s + cold["with_count_checks_s"])),
+        "original_rows": args.original_rows, "mode": "in-process (get_spark, local profile)",
+        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "settings": {k: icfg[k] for k in ("write_partitions", "batch_grouping_key", "batch_size_bytes", "concurrent_writes")},
+    }
+    print(f"{'method':<48}{'rows':>8}{'seconds':>10}{'rows/s':>10}{'x original':>12}")
+    print(f"{'original: INSERT ... JSON per row, list<int>':<48}{args.original_rows:>8}"
+          f"{args.original_rows / original:>10.2f}{original:>10.0f}{1:>12.1f}")
+    for ps in passes:
+        print(f"{'ingest write stage (' + ps['pass'] + ')':<48}{rows:>8}{ps['write_s']:>10.2f}"
+              f"{ps['rows_per_s']:>10}{ps['rows_per_s'] / original:>12.1f}")
+    print(f"(cold pass end to end: read+check IDX {read_s:.2f}s + Spark start {spark_s:.2f}s + write "
+          f"{cold['write_s']:.2f}s + count checks (ids before and after) {result['count_checks_s']:.2f}s = "
+          f"{result['end_to_end_rows_per_s']} rows/s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Evaluate a model on rows in memory (the driver): the retrain job scores champion and challenger on
+the very same test rows with this one function, and reports take predictions from it."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import normalise
+
+NUM_CLASSES = 10
+
+
+@torch.no_grad()
+def evaluate(module: torch.nn.Module, pixels_u8: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> dict:
+    """Accuracy, mean cross-entropy, confusion matrix (true x predicted), and per row the predicted
+    class and its probability."""
+    module.eval()
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    loss, preds, confs = 0.0, [], []
+    for start in range(0, len(labels_t), batch_size):
+        x = normalise(torch.from_numpy(np.ascontiguousarray(pixels_u8[start:start + batch_size])))
+        logits = module(x)
+        loss += float(F.cross_entropy(logits, labels_t[start:start + batch_size], reduction="sum"))
+        p, c = torch.softmax(logits, 1).max(1)
+        preds.append(c)
+        confs.append(p)
+    n = len(labels_t)
+    if n == 0:
+        raise ValueError("no rows to evaluate on")
+    pred = torch.cat(preds)
+    confusion = torch.bincount(labels_t * NUM_CLASSES + pred, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+    return {"accuracy": float((pred == labels_t).sum()) / n, "loss": loss / n, "rows": n,
+            "confusion_matrix": confusion.tolist(), "predictions": pred.numpy(), "confidences": torch.cat(confs).numpy()}

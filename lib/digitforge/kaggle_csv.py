@@ -1,0 +1,131 @@
+"""Read Kaggle digit-recognizer CSV files, plain or gzipped, with checks that name the file, line and column.
+
+    train.csv: label,pixel0,...,pixel783   (labelled)
+    test.csv:  pixel0,...,pixel783         (unlabelled: goes to raw_predict)
+
+One vectorised parse (pyarrow, single-threaded so that it counts rows, straight to int16 columns), then
+numpy range checks. Errors give the line (1-based, the header is line 1), the data row (1-based, not counting
+the header or blank lines; a row's id is its data row - 1) and the column.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .idx import COLS, NUM_CLASSES, ROWS, read_bytes
+
+PIXEL_COLUMNS = [f"pixel{i}" for i in range(ROWS * COLS)]
+LABELLED_COLUMNS = ["label", *PIXEL_COLUMNS]
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to \w+: invalid value '(.*)'", re.S)
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, 28, 28) uint8 images and (N,) uint8 labels, or None for labels when the file has no label column."""
+    path = Path(path)
+    raw = read_bytes(path)  # missing, empty, corrupt gzip
+    columns = check_header(path, raw)
+    table = _parse(path, raw, columns)
+    if table.num_rows == 0:
+        raise InputError(path, "header only: the file holds no data rows")
+    values = np.column_stack([col.to_numpy() for col in table.columns])
+    labelled = columns[0] == "label"
+    if labelled:
+        _check_range(path, raw, values[:, :1], 0, NUM_CLASSES - 1, ["label"], "label")
+    _check_range(path, raw, values[:, int(labelled):], 0, 255, PIXEL_COLUMNS, "pixel")
+    images = values[:, int(labelled):].astype(np.uint8).reshape(-1, ROWS, COLS)
+    return images, (values[:, 0].astype(np.uint8) if labelled else None)
+
+
+def check_header(path: Path, raw: bytes) -> list[str]:
+    """The column names: Kaggle's labelled or unlabelled header, exactly."""
+    first = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", errors="replace")
+    names = [n.strip().strip('"') for n in first.split(",")]
+    if names in (LABELLED_COLUMNS, PIXEL_COLUMNS):
+        return names
+    if len(names) not in (len(LABELLED_COLUMNS), len(PIXEL_COLUMNS)):
+        raise InputError(path, f"header has {len(names)} columns; expected label,pixel0,...,pixel783 (785) "
+                         f"or, unlabelled, pixel0,...,pixel783 (784). It starts {first[:40]!r}", line=1)
+    expected = LABELLED_COLUMNS if len(names) == len(LABELLED_COLUMNS) else PIXEL_COLUMNS
+    j = next(i for i, (got, want) in enumerate(zip(names, expected)) if got != want)
+    raise InputError(path, f"header column {j + 1} is {names[j]!r}, expected {expected[j]!r}", line=1)
+
+
+def _parse(path: Path, raw: bytes, columns: list[str]):
+    import pyarrow as pa
+    from pyarrow import csv
+
+    bad_rows = {"count": 0}  # rows with the wrong number of columns: the first, and how many
+
+    def on_invalid_row(row):
+        if not bad_rows["count"]:
+            bad_rows.update(number=row.number, columns=row.actual_columns)
+        bad_rows["count"] += 1
+        return "skip"
+
+    try:
+        table = csv.read_csv(
+            pa.BufferReader(raw),
+            # Single-threaded: pyarrow then knows each bad row's line number.
+            read_options=csv.ReadOptions(use_threads=False, block_size=1 << 24),
+            parse_options=csv.ParseOptions(invalid_row_handler=on_invalid_row),
+            convert_options=csv.ConvertOptions(column_types={c: pa.int16() for c in columns}, null_values=[],
+                                               quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as e:
+        if bad_rows["count"]:
+            _raise_wrong_columns(path, raw, bad_rows, len(columns))
+        _raise_bad_value(path, raw, columns, e)
+    if bad_rows["count"]:
+        _raise_wrong_columns(path, raw, bad_rows, len(columns))
+    return table
+
+
+def _raise_wrong_columns(path: Path, raw: bytes, bad_rows: dict, expected: int):
+    number, more = bad_rows["number"], bad_rows["count"] - 1
+    also = f" ({more} more such rows)" if more else ""
+    raise InputError(path, f"row has {bad_rows['columns']} columns, expected {expected}{also}",
+                     line=physical_line(raw, number) if number else None, row=number - 1 if number else None)
+
+
+def _raise_bad_value(path: Path, raw: bytes, columns: list[str], error: Exception):
+    """A value pyarrow cannot convert: name its line and column, and say whether it is not an integer at all."""
+    m = _CONVERSION.search(str(error))
+    if not m:
+        raise InputError(path, f"cannot parse as CSV ({error})") from None
+    name, number, value = columns[int(m.group(1))], m.group(2), m.group(3)
+    if _INTEGER.fullmatch(value):  # an integer, but far outside any valid range (int16)
+        problem = f"{'label' if name == 'label' else 'pixel'} {value.strip()} outside " + ("0-9" if name == "label" else "0-255")
+    else:
+        problem = f"non-integer value {value!r}"
+    if number is None:  # pyarrow < 14 does not say which row
+        raise InputError(path, problem, column=name) from None
+    number = int(number)  # counts non-blank lines, the header included
+    raise InputError(path, problem, line=physical_line(raw, number), row=number - 1, column=name) from None
+
+
+def _check_range(path: Path, raw: bytes, values: np.ndarray, low: int, high: int, names: list[str], what: str):
+    bad = (values < low) | (values > high)
+    bad_rows = bad.any(axis=1)
+    if bad_rows.any():
+        k = int(np.argmax(bad_rows))
+        j = int(np.argmax(bad[k]))
+        count = int(bad_rows.sum())
+        also = f" ({count - 1} more rows with such values)" if count > 1 else ""
+        raise InputError(path, f"{what} {values[k, j]} outside {low}-{high}{also}",
+                         line=physical_line(raw, k + 2), row=k + 1, column=names[j])
+
+
+def physical_line(raw: bytes, nonblank_number: int) -> int:
+    """The 1-based line number of the n-th non-blank line (pyarrow skips blank lines when counting)."""
+    if b"\n\n" not in raw and b"\n\r\n" not in raw and not raw.startswith((b"\n", b"\r\n")):
+        return nonblank_number
+    seen = 0
+    for i, line in enumerate(raw.split(b"\n"), start=1):
+        if line.rstrip(b"\r"):
+            seen += 1
+            if seen == nonblank_number:
+                return i
+    return nonblank_number

@@ -1,0 +1,79 @@
+"""What to ingest: input files -> batches of rows for one table each, all read and checked in memory.
+
+IDX keeps its canonical train/test files (ids 0..N-1 in each table). A labelled Kaggle CSV is split into
+raw_train / raw_test by a seeded, optionally stratified draw; an unlabelled one goes to raw_predict. A CSV
+row's id is its data row - 1 whichever table it lands in, so running the same ingest again rewrites exactly
+the same rows. Pure: no Spark, no Cassandra.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import idx, kaggle_csv
+from .config import ConfigError
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Batch:
+    table: str
+    ids: np.ndarray              # (N,) int32, unique within the table
+    images: np.ndarray           # (N, 28, 28) uint8
+    labels: np.ndarray | None    # (N,) uint8 0..9, None when unlabelled
+    source: str                  # the file(s) the rows come from
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def from_idx(folder: str | Path, limit: int | None = None) -> list[Batch]:
+    """raw_train and raw_test from a folder of IDX files (train-*, t10k-*; gz or raw)."""
+    batches = []
+    for split, table in (("train", "raw_train"), ("test", "raw_test")):
+        images_path, labels_path = idx.find_split_files(folder, split)
+        images, labels = idx.read_pair(images_path, labels_path)
+        images, labels = images[:limit], labels[:limit]
+        batches.append(Batch(table, np.arange(len(images), dtype=np.int32), images, labels,
+                             f"{images_path}, {labels_path}"))
+    return batches
+
+
+def from_csv(paths: list[str | Path], ratio: float, seed: int, stratify: bool,
+             limit: int | None = None) -> list[Batch]:
+    """A labelled CSV split into raw_train / raw_test, and/or an unlabelled CSV into raw_predict."""
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"ingest.split_ratio must be in (0, 1], got {ratio}")
+    batches, seen = [], {}
+    for path in paths:
+        images, labels = kaggle_csv.read_csv(path)
+        images = images[:limit]
+        ids = np.arange(len(images), dtype=np.int32)
+        kind = "unlabelled" if labels is None else "labelled"
+        if kind in seen:  # ids are row numbers: two files of a kind would overwrite each other's rows
+            raise InputError(path, f"a second {kind} CSV (the first is {seen[kind]}); ingest one labelled "
+                             "and at most one unlabelled CSV per run, or use another keyspace")
+        seen[kind] = path
+        if labels is None:
+            batches.append(Batch("raw_predict", ids, images, None, str(path)))
+            continue
+        labels = labels[:limit]
+        train = split_mask(labels, ratio, seed, stratify)
+        for table, mask in (("raw_train", train), ("raw_test", ~train)):
+            if mask.any():
+                batches.append(Batch(table, ids[mask], images[mask], labels[mask], str(path)))
+    return batches
+
+
+def split_mask(labels: np.ndarray, ratio: float, seed: int, stratify: bool) -> np.ndarray:
+    """True for the rows that go to training: round(ratio * n) of them, drawn with a seeded generator,
+    per label when stratified (each class keeps its share in both splits)."""
+    rng = np.random.default_rng(seed)
+    train = np.zeros(len(labels), dtype=bool)
+    groups = [np.flatnonzero(labels == c) for c in range(idx.NUM_CLASSES)] if stratify else [np.arange(len(labels))]
+    for members in groups:
+        chosen = rng.permutation(members)[:round(ratio * len(members))]
+        train[chosen] = True
+    return train

@@ -1,0 +1,98 @@
+"""Pure parts of ingest: the CSV split, the batches each source makes, the Arrow rows, the accounting."""
+import numpy as np
+import pytest
+
+from conftest import write_csv
+from digitforge import ingest, sources
+from digitforge.config import ConfigError
+from digitforge.errors import InputError
+
+
+def labelled(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28)).astype(np.uint8), rng.integers(0, 10, n).astype(np.uint8)
+
+
+def test_split_is_seeded_sized_and_stratified():
+    labels = np.repeat(np.arange(10), [50, 30, 20, 100, 10, 40, 60, 70, 80, 40])
+    mask = sources.split_mask(labels, 0.8, seed=7, stratify=True)
+    np.testing.assert_array_equal(mask, sources.split_mask(labels, 0.8, seed=7, stratify=True))
+    assert not np.array_equal(mask, sources.split_mask(labels, 0.8, seed=8, stratify=True))
+    for c in range(10):  # every class keeps 80% of its rows in training
+        assert mask[labels == c].sum() == round(0.8 * (labels == c).sum())
+    plain = sources.split_mask(labels, 0.75, seed=7, stratify=False)
+    assert plain.sum() == 375
+
+
+def test_labelled_csv_splits_by_row_ids_and_reruns_identically(tmp_path):
+    images, labels = labelled(200)
+    path = write_csv(tmp_path / "train.csv", images, labels)
+    train, test = sources.from_csv([path], ratio=0.8, seed=1, stratify=True)
+    assert (train.table, test.table) == ("raw_train", "raw_test")
+    assert len(train) + len(test) == 200 and abs(len(train) - 160) <= 5
+    assert np.intersect1d(train.ids, test.ids).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([train.ids, test.ids])), np.arange(200))
+    np.testing.assert_array_equal(test.images, images[test.ids])  # id = data row - 1
+    np.testing.assert_array_equal(test.labels, labels[test.ids])
+    again, _ = sources.from_csv([path], ratio=0.8, seed=1, stratify=True)
+    np.testing.assert_array_equal(again.ids, train.ids)
+
+
+def test_unlabelled_csv_goes_to_raw_predict_and_limit_applies(tmp_path):
+    path = write_csv(tmp_path / "test.csv", labelled(30)[0])
+    (predict,) = sources.from_csv([path], ratio=0.8, seed=1, stratify=True, limit=12)
+    assert predict.table == "raw_predict" and predict.labels is None and predict.ids.tolist() == list(range(12))
+
+
+def test_two_labelled_csvs_are_refused(tmp_path):
+    a = write_csv(tmp_path / "a.csv", *labelled(5))
+    b = write_csv(tmp_path / "b.csv", *labelled(5, seed=1))
+    with pytest.raises(InputError, match=r"b.csv: a second labelled CSV"):
+        sources.from_csv([a, b], ratio=0.8, seed=1, stratify=True)
+
+
+def test_split_ratio_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match="split_ratio"):
+        sources.from_csv([tmp_path / "x.csv"], ratio=1.5, seed=1, stratify=True)
+
+
+def test_idx_keeps_canonical_splits(make_idx_dataset):
+    train, test = sources.from_idx(make_idx_dataset(n_train=40, n_test=20), limit=30)
+    assert (train.table, len(train), test.table, len(test)) == ("raw_train", 30, "raw_test", 20)
+    assert train.ids.tolist() == list(range(30))
+
+
+def test_arrow_rows_hold_the_image_bytes_without_copies_per_row():
+    images, labels = labelled(5)
+    rows = ingest.to_arrow(np.array([7, 3, 9, 1, 2]), images, labels)
+    assert rows.column_names == ["id", "label", "pixels"]
+    assert rows.column("id").to_pylist() == [7, 3, 9, 1, 2]
+    assert rows.column("label").to_pylist() == labels.tolist()
+    assert rows.column("pixels")[3].as_py() == images[3].tobytes()
+    assert ingest.to_arrow(np.arange(5), images, None).column("label").null_count == 5
+
+
+def test_staged_parquet_splits_rows_into_files(tmp_path):
+    import pyarrow.parquet as pq
+
+    images, labels = labelled(10)
+    folder = ingest.stage(ingest.to_arrow(np.arange(10), images, labels), tmp_path / "s", files=4)
+    assert len(list(folder.glob("*.parquet"))) == 4
+    assert pq.read_table(folder).num_rows == 10
+
+
+def test_accounting_expects_old_plus_new_rows_and_fails_on_loss():
+    before, written = np.arange(0, 50), np.arange(40, 100)
+    report = ingest.account("ks.t", before, written, after=np.arange(0, 100))
+    assert (report["expected"], report["found"], report["new"]) == (100, 100, 50)
+    with pytest.raises(ingest.LostRowsError, match=r"expected 100 rows, found 99; 1 written ids are missing \(first: \[77\]\)"):
+        ingest.account("ks.t", before, written, after=np.setdiff1d(np.arange(100), [77]))
+
+
+def test_input_error_in_finds_the_message_inside_a_task_failure():
+    from digitforge.errors import input_error_in
+
+    text = ("An exception was thrown from the Python worker.\nTraceback (most recent call last):\n  File ...\n"
+            "digitforge.errors.InputError: ks.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784\n")
+    assert input_error_in(RuntimeError(text)) == "ks.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784"
+    assert input_error_in(RuntimeError("out of memory")) is None
