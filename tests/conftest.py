@@ -85,7 +85,9 @@ def it_keyspace(cassandra_node):
 
 @pytest.fixture(scope="session")
 def it_overrides(it_keyspace, tmp_path_factory):
-    """--set flags pointing the `mnist` dataset at the test keyspace and a temporary snapshot root."""
+    """--set flags pointing the `mnist` dataset at the test keyspace and temporary snapshot, report
+    and checkpoint folders."""
     snapshots = tmp_path_factory.mktemp("snapshots")
     return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}",
-            "--set", f"report.root={tmp_path_factory.mktemp('reports')}"]
+            "--set", f"report.root={tmp_path_factory.mktemp('reports')}",
+            "--set", f"train.checkpoint_dir={tmp_path_factory.mktemp('checkpoints')}"]

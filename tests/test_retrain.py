@@ -38,7 +38,8 @@ def env(cassandra_node, tmp_path_factory):
     ks = f"it_retrain_{os.getpid()}"
     tmp = tmp_path_factory.mktemp("retrain")
     overrides = ["--set", f"datasets.mnist.keyspace={ks}", "--set", f"convert.snapshot_root={tmp / 'snapshots'}",
-                 "--set", "convert.files_per_split=2", "--set", f"report.root={tmp / 'reports'}"]
+                 "--set", "convert.files_per_split=2", "--set", f"report.root={tmp / 'reports'}",
+                 "--set", f"train.checkpoint_dir={tmp / 'checkpoints'}"]
     cfg = config.resolve([o for o in overrides if o != "--set"])
     apply_schema(cfg, [ks])
     with session(cfg, ks) as s:
