@@ -9,7 +9,6 @@ import logging
 import sys
 
 from digitforge import config, snapshot
-from digitforge.errors import input_error_in
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
 
@@ -22,31 +21,18 @@ def main(argv=None) -> int:
     p.add_argument("--keyspace", help="read from this keyspace instead of the dataset's own")
     args = p.parse_args(argv)
     cfg = config.resolve(args.set, **{"convert.dataset": args.dataset})
-    cc = cfg["convert"]
-    name = cc["dataset"]
+    name = cfg["convert"]["dataset"]
     keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
 
     spark = get_spark(f"digitforge-convert-{name}", cfg)
-    splits = {"train": snapshot.read_images(spark, keyspace, "raw_train"),
-              "test": snapshot.read_images(spark, keyspace, "raw_test")}
     try:
-        manifest = snapshot.write_snapshot(
-            spark, splits, config.project_path(cc["snapshot_root"]), name,
-            source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-            files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
-    except Exception as e:  # a bad row of an original-demo table fails its Spark task
-        problem = input_error_in(e)
-        if problem is None:
-            raise
-        log.error("%s", problem)
-        log.error("no snapshot was written (a version without manifest.json is never read)")
+        manifest = snapshot.take(spark, cfg, name, keyspace)
+    except snapshot.SnapshotError as e:
+        log.error("%s", e)
+        log.error("a version without manifest.json is never read: earlier snapshots are as they were")
         return 2
     finally:
         spark.stop()
-    for split, n in manifest["rows"].items():
-        if n == 0:
-            log.error("%s.raw_%s is empty: ingest the dataset first", keyspace, split)
-            return 2
     log.info("snapshot %s written: %s", manifest["version"], json.dumps(manifest["rows"]))
     print(json.dumps(manifest))
     return 0

@@ -16,7 +16,6 @@ import sys
 from datetime import datetime, timezone
 
 from digitforge import config, registry, report, report_data, retrain, rows, snapshot
-from digitforge.errors import input_error_in
 from digitforge.evaluate import evaluate
 from digitforge.lease import Lease, LeaseHeld
 from digitforge.logs import setup_logging
@@ -81,25 +80,12 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
              train_cfg["train"]["architecture"], "; ".join(notes))
 
     # 1. A fresh snapshot of the current tables.
-    cc = cfg["convert"]
     spark = get_spark(f"digitforge-retrain-{dataset}", cfg)
-    splits = {"train": snapshot.read_images(spark, keyspace, "raw_train"),
-              "test": snapshot.read_images(spark, keyspace, "raw_test")}
     try:
-        manifest = snapshot.write_snapshot(
-            spark, splits, config.project_path(cc["snapshot_root"]), dataset,
-            source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-            files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
-    except Exception as e:  # a bad row of an original-demo table fails its Spark task (as in convert)
-        problem = input_error_in(e)
+        manifest = snapshot.take(spark, cfg, dataset, keyspace)  # SnapshotError is a ValueError: exit 2
+    except Exception:
         spark.stop()
-        if problem is None:
-            raise
-        raise ValueError(f"{problem}; no snapshot was written") from None
-    empty = [split for split, n in manifest["rows"].items() if n == 0]
-    if empty:
-        spark.stop()
-        raise ValueError(f"{keyspace}.raw_{empty[0]} is empty: ingest the dataset first")
+        raise
     test = rows.from_snapshot(manifest, "test")
 
     # 2. The champion on the new test rows, before spending a training run (a champion that no longer

@@ -91,3 +91,18 @@ def it_overrides(it_keyspace, tmp_path_factory):
     return ["--set", f"datasets.mnist.keyspace={it_keyspace}", "--set", f"convert.snapshot_root={snapshots}",
             "--set", f"report.root={tmp_path_factory.mktemp('reports')}",
             "--set", f"train.checkpoint_dir={tmp_path_factory.mktemp('checkpoints')}"]
+
+
+@pytest.fixture(scope="module")
+def cql(cassandra_node):
+    """A driver session for tests, and a list of keyspaces to drop when the module ends."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([cassandra_node["host"]], port=cassandra_node["port"])
+    s = cluster.connect()
+    s.default_timeout = 60
+    created = []
+    yield s, created
+    for ks in created:
+        s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+    cluster.shutdown()

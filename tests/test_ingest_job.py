@@ -14,20 +14,6 @@ SUBMIT = str(ROOT / "scripts" / "submit.sh")
 TABLES = ("raw_train", "raw_test", "raw_predict")
 
 
-@pytest.fixture(scope="module")
-def cql(cassandra_node):
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([cassandra_node["host"]], port=cassandra_node["port"])
-    s = cluster.connect()
-    s.default_timeout = 60
-    created = []
-    yield s, created
-    for ks in created:
-        s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
-    cluster.shutdown()
-
-
 def ids(s, keyspace, table) -> list[int]:
     return sorted(r.id for r in s.execute(f"SELECT id FROM {keyspace}.{table}"))
 

@@ -13,20 +13,6 @@ pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
 
 
-@pytest.fixture(scope="module")
-def cql(cassandra_node):
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([cassandra_node["host"]], port=cassandra_node["port"])
-    s = cluster.connect()
-    s.default_timeout = 60
-    created = []
-    yield s, created
-    for ks in created:
-        s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
-    cluster.shutdown()
-
-
 def load_the_original_way(s, keyspace: str, rows: dict[str, np.ndarray]) -> None:
     s.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}")
     for table, images in rows.items():

@@ -98,6 +98,9 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
                 df.repartition(files_per_split).write.mode("overwrite").parquet(url)
             counts[split] = spark.read.parquet(url).count()
             log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
+        empty = [split for split, n in counts.items() if n == 0]
+        if empty:
+            raise SnapshotError(f"{source['keyspace']}.{source['tables'][empty[0]]} is empty: ingest the dataset first")
     except Exception:
         # Without manifest.json the version is never read; remove the partial files too.
         if "://" not in str(root):
@@ -110,6 +113,28 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
     }
     (base / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+class SnapshotError(ValueError):
+    """The tables cannot be snapshotted as they are (a bad row, an empty split); nothing was written."""
+
+
+def take(spark, cfg: dict, dataset: str, keyspace: str) -> dict:
+    """A fresh snapshot of a keyspace's raw_train and raw_test (the convert and retrain jobs)."""
+    from .config import project_path
+    from .errors import input_error_in
+
+    cc = cfg["convert"]
+    splits = {"train": read_images(spark, keyspace, "raw_train"), "test": read_images(spark, keyspace, "raw_test")}
+    try:
+        return write_snapshot(spark, splits, project_path(cc["snapshot_root"]), dataset,
+                              source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
+                              files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
+    except Exception as e:  # a bad row of an original-demo table fails its Spark task
+        problem = input_error_in(e)
+        if problem is None:
+            raise
+        raise SnapshotError(f"{problem}; no snapshot was written") from None
 
 
 def resolve(root: str | Path, dataset: str, version: str = "latest") -> dict:
