@@ -36,8 +36,6 @@ def optimizer_to_bytes(opt_state: dict) -> bytes:
 
 
 def optimizer_from_bytes(data: bytes) -> dict:
-    from safetensors import safe_open  # noqa: F401  (metadata comes from the header below)
-
     tensors = st_load(data)
     header_len = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})

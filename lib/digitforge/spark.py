@@ -3,7 +3,6 @@ elsewhere (a notebook, a test) the same profile and the staged connector jars ar
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .config import PROJECT_ROOT, conf_dir
 
@@ -50,7 +49,3 @@ def cassandra_table(spark, keyspace: str, table: str):
 def write_cassandra(df, keyspace: str, table: str) -> None:
     # Rows are upserts by primary key: writing the same ids again replaces, never duplicates.
     df.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
-
-
-def project_file(p: str | Path) -> Path:
-    return Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p
