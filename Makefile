@@ -29,7 +29,8 @@ $(SBT_JAR):
 	mkdir -p build/tools
 	curl -fsSL -o $@.part https://repo1.maven.org/maven2/org/scala-sbt/sbt-launch/$(SBT_VER)/sbt-launch-$(SBT_VER).jar
 	mv $@.part $@
-build/jars/.staged: build.sbt project/build.properties $(SBT_JAR)
+# digitforge-bulk.jar compiles against the venv's pyspark jars: setup comes first.
+build/jars/.staged: build.sbt project/build.properties $(SBT_JAR) .venv/.installed $(shell find jvm -type f 2>/dev/null)
 	$(SBT) stageJars < /dev/null
 	touch $@
 

@@ -1,7 +1,10 @@
 // The JVM side of digitforge: the one place JVM versions are named.
 //   sparkJars     -> build/jars/spark      spark-cassandra-connector and its runtime deps (for --jars;
 //                                          Maven Central has no 3.5.x assembly jar, so the pieces are staged)
-//   cassandraJars -> build/jars/cassandra  a Cassandra 5.0 server and its dependencies (for `make cassandra-up`)
+//   cassandraJars -> build/jars/cassandra  a Cassandra 5.0 server and its dependencies (for `make cassandra-up`,
+//                                          and for writing SSTables in Spark executors)
+//   bulkWriter    -> build/jars/digitforge digitforge-bulk.jar (jvm/bulk): Spark tasks write SSTables for ingest;
+//                                          compiled against the venv's pyspark jars (`make setup` first)
 // `make jars` runs `sbt stageJars`.
 
 ThisBuild / scalaVersion := "2.12.18"
@@ -42,9 +45,38 @@ lazy val cassandraJars = (project in file("build/sbt/cassandra"))
     libraryDependencies += "org.apache.cassandra" % "cassandra-all" % cassandraVersion
   )
 
+// The venv's pyspark jars: the same Spark the jobs run on, without a second download of Spark from Maven.
+def pysparkJars(base: File): Seq[File] = {
+  val dir = sys.props.get("digitforge.pysparkJars").map(file)
+    .getOrElse(((base / ".venv" / "lib") * "python3*" / "site-packages" / "pyspark" / "jars").get.headOption
+      .getOrElse(sys.error("no pyspark jars under .venv: run `make setup` first, or pass -Ddigitforge.pysparkJars=DIR")))
+  (dir * "*.jar").get
+}
+
+lazy val bulkWriter = (project in file("jvm/bulk"))
+  .settings(
+    name := "digitforge-bulk",
+    autoScalaLibrary := false,
+    crossPaths := false,
+    // Provided: at run time cassandra-all comes from build/jars/cassandra, in a class loader of its own.
+    libraryDependencies += "org.apache.cassandra" % "cassandra-all" % cassandraVersion % Provided,
+    Compile / unmanagedJars ++= pysparkJars((ThisBuild / baseDirectory).value).classpath,
+    Compile / compile / javacOptions ++= Seq("-Xlint:unchecked", "-Xlint:deprecation"),
+    Compile / packageBin / artifactPath := target.value / "digitforge-bulk.jar",
+    stage := {
+      val jar = (Compile / packageBin).value
+      val out = (ThisBuild / baseDirectory).value / "build" / "jars" / "digitforge"
+      IO.delete(out)
+      IO.createDirectory(out)
+      IO.copyFile(jar, out / "digitforge-bulk.jar")
+      streams.value.log.info(s"$jar -> $out")
+      out
+    }
+  )
+
 lazy val root = (project in file("."))
-  .aggregate(sparkJars, cassandraJars)
+  .aggregate(sparkJars, cassandraJars, bulkWriter)
   .settings(
     publish / skip := true,
-    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage")
+    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage;bulkWriter/stage")
   )

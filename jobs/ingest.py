@@ -16,6 +16,7 @@ from digitforge import config, sources
 from digitforge.cql import apply_schema, session
 from digitforge.data_files import dataset_folder
 from digitforge.errors import InputError
+from digitforge.bulk import BulkLoadError, choose_writer
 from digitforge.ingest import LostRowsError, check_table_is_compact, write_and_check
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
                 check_table_is_compact(s, keyspace, b.table)
         apply_schema(cfg, [keyspace])  # creates what is missing; never alters an existing table
         with session(cfg, keyspace) as s:
+            writer = choose_writer(cfg, s)  # an explicit writer that cannot work here fails now, before --replace
             if args.replace:
                 for b in batches:
                     s.execute(f"TRUNCATE {b.table}")
@@ -66,14 +68,13 @@ def main(argv=None) -> int:
 
     spark = get_spark(f"digitforge-ingest-{name}", cfg)
     try:
-        reports = write_and_check(spark, cfg, batches, keyspace)
-    except LostRowsError as e:
+        reports, seconds = write_and_check(spark, cfg, batches, keyspace, writer)
+    except (LostRowsError, BulkLoadError) as e:
         log.error("%s", e)
         return 3
     finally:
         spark.stop()
     written = sum(r["written"] for r in reports)
-    seconds = sum(r["seconds"] for r in reports)
     log.info("rows read %d, rejected 0, written %d in %.1fs (%.0f rows/s) into %s",
              sum(len(b) for b in batches), written, seconds, written / seconds, keyspace)
     print(json.dumps({"keyspace": keyspace, "rows_written": written, "write_seconds": round(seconds, 3),

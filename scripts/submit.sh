@@ -12,8 +12,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 job=${1:?usage: scripts/submit.sh JOB [flags]}; shift
 profile=${DIGITFORGE_SPARK_PROFILE:-local}
 [[ -f $root/conf/spark/$profile.conf ]] || { echo "no Spark profile conf/spark/$profile.conf" >&2; exit 1; }
-jars=$(ls "$root"/build/jars/spark/*.jar 2>/dev/null | paste -sd, -)
-[[ -n $jars ]] || { echo "connector jars not staged: run 'make jars'" >&2; exit 1; }
+# The connector and its deps, and digitforge's own jar (ingest's SSTable writer).
+jars=$(ls "$root"/build/jars/spark/*.jar "$root"/build/jars/digitforge/*.jar 2>/dev/null | paste -sd, -)
+[[ -n $jars && -f $root/build/jars/digitforge/digitforge-bulk.jar ]] || { echo "jars not staged: run 'make jars'" >&2; exit 1; }
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
 export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$root/.venv/bin/python}
 export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}

@@ -78,3 +78,33 @@ def test_bad_csv_exits_nonzero_and_writes_nothing(cql, tmp_path):
     assert f"{path}, line 251 (data row 250), column pixel94: pixel 300 outside 0-255" in output
     assert "nothing was written (0 rows)" in output
     assert all(ids(s, ks, t) == [] for t in TABLES)
+
+
+def test_sstable_and_cql_writers_store_the_same_rows_and_an_unusable_sstable_path_writes_nothing(cql, tmp_path):
+    s, created = cql
+    images, labels = digits(300, seed=8)
+    path = write_csv(tmp_path / "train.csv", images, labels)
+    stored = {}
+    for writer in ("sstable", "cql"):
+        ks = f"it_writer_{writer}_{os.getpid()}"
+        created.append(ks)
+        out = last_json(run([SUBMIT, "ingest", "--csv", str(path), "--keyspace", ks,
+                             "--set", f"ingest.writer={writer}"]).stdout)
+        assert {t["writer"] for t in out["tables"]} == {writer} and out["rows_written"] == 300
+        stored[writer] = {t: sorted((r.id, r.label, r.pixels) for r in s.execute(f"SELECT id, label, pixels FROM {ks}.{t}"))
+                          for t in ("raw_train", "raw_test")}
+    assert stored["sstable"] == stored["cql"]
+    assert len(stored["sstable"]["raw_train"]) == 240 and len(stored["sstable"]["raw_test"]) == 60
+    k, label, pixels = stored["sstable"]["raw_test"][0]
+    assert (label, pixels) == (labels[k], images[k].tobytes())
+
+    # SSTables asked for where the node cannot import them: a clear error before any write, 0 rows
+    ks = f"it_writer_nojmx_{os.getpid()}"
+    created.append(ks)
+    proc = run([SUBMIT, "ingest", "--csv", str(path), "--keyspace", ks, "--set", "ingest.writer=sstable",
+                "--set", "cassandra.jmx_port=1"], check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    assert "nothing answers on the node's JMX port 127.0.0.1:1 (cassandra.jmx_port)" in output
+    assert "nothing was written (0 rows)" in output
+    assert all(ids(s, ks, t) == [] for t in ("raw_train", "raw_test"))

@@ -49,7 +49,7 @@ os.environ.setdefault(f"AIRFLOW_CONN_{CONN_ID.upper()}",
 
 def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
     """The spark-submit of scripts/submit.sh: same binary, properties file, driver options, jars, env."""
-    jars = ",".join(sorted(str(p) for p in (ROOT / "build" / "jars" / "spark").glob("*.jar")))
+    jars = ",".join(sorted(str(p) for d in ("spark", "digitforge") for p in (ROOT / "build" / "jars" / d).glob("*.jar")))
     python = str(ROOT / ".venv" / "bin" / "python")
     return SparkSubmitOperator(
         task_id=f"retrain_{dataset.replace('-', '_')}",

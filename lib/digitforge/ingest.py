@@ -1,10 +1,11 @@
-"""Ingest: checked batches of rows -> Cassandra raw tables through Spark and the connector, with accounting.
+"""Ingest: checked batches of rows -> Cassandra raw tables through Spark, with accounting.
 
 Rows are compact: (id int, label int, pixels blob of 784 bytes). The driver stages each batch as a few
 Parquet files (Arrow, built without a Python object per row), so the executors read their share in
 parallel instead of receiving the whole batch inside one huge task, and the JVM writes it with no Python
-worker. The connector writes unlogged batches of many rows (settings: `ingest:` in conf/defaults.yaml).
-Every write is an upsert by id, so writing the same rows again never duplicates.
+worker. Two writers (ingest.writer): SSTables written by the tasks and imported whole by a node on this
+machine (digitforge.bulk), or the connector's unlogged batches of many rows for any cluster. Every write
+is an upsert by id, so writing the same rows again never duplicates.
 """
 from __future__ import annotations
 
@@ -59,15 +60,16 @@ def to_arrow(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None):
 
 
 def stage(rows, folder: Path, files: int) -> Path:
-    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder."""
+    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder's
+    `rows/` (the connector writer's input); the folder goes away after the write."""
     import pyarrow.parquet as pq
 
-    folder.mkdir(parents=True, exist_ok=False)
+    (folder / "rows").mkdir(parents=True, exist_ok=False)
     n = rows.num_rows
     files = max(1, min(files, n))
     for k in range(files):
         start, stop = k * n // files, (k + 1) * n // files
-        pq.write_table(rows.slice(start, stop - start), folder / f"part-{k:05d}.parquet", compression="none")
+        pq.write_table(rows.slice(start, stop - start), folder / "rows" / f"part-{k:05d}.parquet", compression="none")
     return folder
 
 
@@ -83,16 +85,27 @@ def output_options(icfg: dict) -> dict[str, str]:
     }
 
 
-def write_batch(spark, batch, keyspace: str, icfg: dict, staging_root: Path) -> float:
-    """Stage one batch and write it to keyspace.<batch.table>. Returns the seconds it took."""
+def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> float:
+    """Stage every batch and write it to keyspace.<batch.table> with `writer` (sstable: one Spark job for all
+    tables; cql: the connector, table by table). Returns the seconds it took."""
+    from . import bulk
+    from .config import project_path
     from .spark import CASSANDRA_FORMAT
 
+    icfg = cfg["ingest"]
+    # One partition per executor core by default: the SSTable writer then leaves a few large SSTables,
+    # which the node takes in without compacting them again straight away.
+    partitions = int(icfg["write_partitions"]) or spark.sparkContext.defaultParallelism
     started = time.time()
-    folder = stage(to_arrow(batch.ids, batch.images, batch.labels),
-                   staging_root / f"{keyspace}.{batch.table}-{uuid.uuid4().hex[:8]}", icfg["write_partitions"])
+    folder = project_path(icfg["staging_dir"]) / f"{keyspace}-{uuid.uuid4().hex[:8]}"
     try:
-        (spark.read.schema(ROW_SCHEMA).parquet(str(folder)).write.format(CASSANDRA_FORMAT)
-         .options(keyspace=keyspace, table=batch.table, **output_options(icfg)).mode("append").save())
+        if writer == "sstable":
+            bulk.write_batches(spark, cfg, batches, keyspace, folder, partitions)
+        else:
+            for b in batches:
+                rows = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
+                (spark.read.schema(ROW_SCHEMA).parquet(str(rows / "rows")).write.format(CASSANDRA_FORMAT)
+                 .options(keyspace=keyspace, table=b.table, **output_options(icfg)).mode("append").save())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return time.time() - started
@@ -135,24 +148,26 @@ def check_table_is_compact(session, keyspace: str, table: str) -> None:
                          "784-byte blobs. Ingest into another keyspace; convert reads this table as it is.")
 
 
-def write_and_check(spark, cfg: dict, batches: list, keyspace: str) -> list[dict]:
-    """Write every batch, then check each table against Cassandra: expected (rows before plus new ids)
-    vs. found, both logged. Returns one report per table, with the write seconds."""
-    from .config import project_path
+def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None) -> tuple[list[dict], float]:
+    """Write every batch with `writer` (default: bulk.choose_writer), then check each table against Cassandra:
+    expected (rows before plus new ids) vs. found, both logged. Returns one report per table (with the
+    writer) and the write seconds."""
+    from .bulk import check_raw_columns, choose_writer
     from .cql import session
 
-    icfg = cfg["ingest"]
     with session(cfg, keyspace) as s:
+        writer = writer or choose_writer(cfg, s)
+        if writer == "sstable":
+            for b in batches:
+                check_raw_columns(s.cluster.metadata.keyspaces[keyspace].tables[b.table], f"{keyspace}.{b.table}")
         before = {b.table: read_ids(s, b.table) for b in batches}
-        seconds = {}
-        for b in batches:
-            seconds[b.table] = write_batch(spark, b, keyspace, icfg, project_path(icfg["staging_dir"]))
-            log.info("%s.%s: wrote %d rows in %.2fs (%.0f rows/s)", keyspace, b.table, len(b),
-                     seconds[b.table], len(b) / seconds[b.table])
+        seconds = write_rows(spark, cfg, batches, keyspace, writer)
+        rows = sum(len(b) for b in batches)
+        log.info("%s: wrote %d rows in %.2fs (%.0f rows/s, writer %s)", keyspace, rows, seconds, rows / seconds, writer)
         reports = []
         for b in batches:
             report = account(f"{keyspace}.{b.table}", before[b.table], b.ids, read_ids(s, b.table))
             log.info("%s: count check: expected %d rows (%d before + %d new of %d written), found %d", report["table"],
                      report["expected"], report["before"], report["new"], report["written"], report["found"])
-            reports.append({**report, "seconds": round(seconds[b.table], 3)})
-    return reports
+            reports.append({**report, "writer": writer})
+    return reports, seconds

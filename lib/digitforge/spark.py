@@ -10,10 +10,11 @@ CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
 
 def connector_jars() -> list[str]:
-    jars = sorted(str(p) for p in (PROJECT_ROOT / "build" / "jars" / "spark").glob("*.jar"))
-    if not jars:
-        raise RuntimeError("spark-cassandra-connector jars not staged: run `make jars`")
-    return jars
+    """The connector and its deps (build/jars/spark) and digitforge's own (build/jars/digitforge)."""
+    jars = [sorted(str(p) for p in (PROJECT_ROOT / "build" / "jars" / d).glob("*.jar")) for d in ("spark", "digitforge")]
+    if not all(jars):
+        raise RuntimeError("connector or digitforge jars not staged: run `make jars`")
+    return jars[0] + jars[1]
 
 
 def read_profile(name: str) -> dict[str, str]:

@@ -1,0 +1,138 @@
+package io.digitforge.bulk;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.function.Consumer;
+
+import javax.management.MBeanServerConnection;
+import javax.management.ObjectName;
+import javax.management.remote.JMXConnector;
+import javax.management.remote.JMXConnectorFactory;
+import javax.management.remote.JMXServiceURL;
+
+import org.apache.spark.SparkContext;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Bulk writes for ingest: Spark tasks write SSTables (Cassandra's own writer, no CQL round trips), then the
+ * node imports them whole. Called from Python through py4j (digitforge.bulk).
+ */
+public final class SparkSSTableWriter {
+    private static final Logger LOG = LoggerFactory.getLogger(SparkSSTableWriter.class);
+    private static final String BRIDGE = "io.digitforge.bulk.SSTableWriterBridge";
+    private static final String[] IMPORT_SIGNATURE = {"java.util.Set", "boolean", "boolean", "boolean", "boolean",
+            "boolean", "boolean", "boolean"};
+
+    private SparkSSTableWriter() {}
+
+    /** Bytes of one staged row: id int32, label int32 (-1: none), 784 pixel bytes; big-endian. */
+    public static final int PIXELS = 784;
+    public static final int RECORD_BYTES = 4 + 4 + PIXELS;
+
+    /**
+     * Writes the rows of staged record files (digitforge.bulk.stage_records) as SSTables: file i holds rows of
+     * keyspace.tables[i], described by createTables[i] and inserts[i]. One Spark task per file, each into a
+     * folder of its own, {@code outRoot/task-<stage>-<partition>-<attempt>/<keyspace>/<table>} (import reads
+     * keyspace and table from the last two names). Plain RDD tasks: no query planning, no Parquet decoding,
+     * no row objects. Returns the folders, one per file.
+     */
+    public static String[] writeRecordFiles(SparkContext sc, String[] files, String[] tables, String[] createTables,
+                                            String[] inserts, String keyspace, String cassandraJarDir,
+                                            String outRoot) {
+        List<String[]> work = new ArrayList<>();
+        for (int i = 0; i < files.length; i++) work.add(new String[]{files[i], tables[i], createTables[i], inserts[i]});
+        FlatMapFunction<Iterator<String[]>, String> writeFiles = items -> {
+            List<String> folders = new ArrayList<>();
+            while (items.hasNext()) {
+                String[] item = items.next();
+                folders.add(writeRecordFile(item[0], cassandraJarDir, outRoot, keyspace, item[1], item[2], item[3]));
+            }
+            return folders.iterator();
+        };
+        List<String> folders = JavaSparkContext.fromSparkContext(sc)
+                .parallelize(work, Math.max(1, work.size()))
+                .mapPartitions(writeFiles)
+                .collect();
+        return folders.toArray(new String[0]);
+    }
+
+    static String writeRecordFile(String path, String cassandraJarDir, String outRoot, String keyspace,
+                                  String table, String createTable, String insert) throws Exception {
+        long started = System.nanoTime();
+        ByteBuffer records = ByteBuffer.wrap(Files.readAllBytes(Paths.get(path)));
+        if (records.capacity() % RECORD_BYTES != 0) {
+            throw new IOException(path + ": " + records.capacity() + " bytes is not a whole number of "
+                    + RECORD_BYTES + "-byte records");
+        }
+        TaskContext task = TaskContext.get();
+        String taskName = task == null ? "driver" : String.format("task-%d-%d-%d", task.stageId(),
+                task.partitionId(), task.attemptNumber());
+        File folder = new File(new File(new File(outRoot, taskName), keyspace), table);
+        if (!folder.mkdirs()) throw new IOException("cannot create " + folder + " (does it exist already?)");
+
+        ClassLoader cassandra = CassandraClassLoader.forJars(cassandraJarDir);
+        Thread thread = Thread.currentThread();
+        ClassLoader previous = thread.getContextClassLoader();
+        thread.setContextClassLoader(cassandra);  // Cassandra looks some things up through the context loader
+        int count = records.capacity() / RECORD_BYTES;
+        try {
+            Object bridge = Class.forName(BRIDGE, true, cassandra)
+                    .getConstructor(String.class, String.class, String.class)
+                    .newInstance(folder.getAbsolutePath(), createTable, insert);
+            @SuppressWarnings("unchecked")
+            Consumer<Object[]> sink = (Consumer<Object[]>) bridge;
+            try (AutoCloseable writeOnClose = (AutoCloseable) bridge) {
+                for (int i = 0; i < count; i++) {
+                    int at = i * RECORD_BYTES;
+                    int label = records.getInt(at + 4);
+                    ByteBuffer pixels = records.duplicate().position(at + 8).limit(at + RECORD_BYTES).slice();
+                    sink.accept(new Object[]{records.getInt(at), label < 0 ? null : label, pixels});
+                }
+            }
+        } finally {
+            thread.setContextClassLoader(previous);
+        }
+        LOG.info("{}.{}: {} rows of {} -> SSTables in {} ({} s)", keyspace, table, count, path, folder,
+                String.format("%.2f", (System.nanoTime() - started) / 1e9));
+        return folder.getAbsolutePath();
+    }
+
+    /**
+     * Asks the node (JMX, like {@code nodetool import}) to take in the SSTables of these folders: it checks
+     * them and the tokens they hold, then moves them into its data directory. Returns the folders it failed
+     * to import (empty when all went in).
+     */
+    @SuppressWarnings("unchecked")
+    public static String[] importSSTables(String host, int jmxPort, String keyspace, String table,
+                                          String[] folders) throws Exception {
+        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + host + ":" + jmxPort + "/jmxrmi");
+        try (JMXConnector connector = JMXConnectorFactory.connect(url)) {
+            MBeanServerConnection node = connector.getMBeanServerConnection();
+            ObjectName tableBean = new ObjectName("org.apache.cassandra.db:type=Tables,keyspace=" + keyspace
+                    + ",table=" + table);
+            Object failed = node.invoke(tableBean, "importNewSSTables", new Object[]{
+                    new HashSet<>(Arrays.asList(folders)),
+                    false,  // resetLevel
+                    false,  // clearRepaired
+                    true,   // verifySSTables
+                    true,   // verifyTokens: every row belongs on this node
+                    true,   // invalidateCaches
+                    false,  // extendedVerify
+                    false,  // copyData: move the files (same file system), no second copy
+            }, IMPORT_SIGNATURE);
+            return ((List<String>) failed).toArray(new String[0]);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+"""Bulk writes for ingest: Spark tasks write SSTables with Cassandra's own writer, then the node imports them.
+
+No CQL round trip per row or batch: the driver stages the checked rows as fixed-width record files, one
+Spark task per file turns its rows into SSTables in token order (`CQLSSTableWriter`, in jvm/bulk, run in
+the executor in a class loader of its own over the staged cassandra-all jars), and the node takes the
+files in whole through JMX, as `nodetool import` does. The
+import needs the node to read the task folders, so this path is for a node on the same machine (or shared
+storage); the connector's CQL writes are the path for a remote cluster (ingest.writer, see `writer_for`).
+Nothing reaches the table until every task has succeeded: a failed write leaves it as it was.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+PIXELS = 784
+RECORD = np.dtype([("id", ">i4"), ("label", ">i4"), ("pixels", "u1", (PIXELS,))])
+
+# The raw tables' columns, in the order the SSTable writer takes them (schema/*.cql).
+RAW_COLUMNS = (("id", "int"), ("label", "int"), ("pixels", "blob"))
+
+
+class BulkLoadError(RuntimeError):
+    """The node did not import some SSTable folders."""
+
+
+def create_statement(keyspace: str, table: str) -> str:
+    columns = ", ".join(f"{name} {ctype}" + (" PRIMARY KEY" if name == "id" else "") for name, ctype in RAW_COLUMNS)
+    return f"CREATE TABLE {keyspace}.{table} ({columns})"
+
+
+def insert_statement(keyspace: str, table: str) -> str:
+    names = ", ".join(name for name, _ in RAW_COLUMNS)
+    return f"INSERT INTO {keyspace}.{table} ({names}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
+
+
+def is_local_host(host: str) -> bool:
+    """True when host is this machine (a loopback address, or a name that resolves to one)."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
+def storage_mode(session) -> str:
+    """The node's storage_compatibility_mode (NONE, UPGRADING, CASSANDRA_4), from its settings table."""
+    row = session.execute("SELECT value FROM system_views.settings WHERE name = 'storage_compatibility_mode'").one()
+    return row.value if row else "unknown"
+
+
+def jmx_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when something accepts connections on the node's JMX port (needed to import SSTables)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def choose_writer(cfg: dict, session) -> str:
+    """`sstable` or `cql`, from ingest.writer (auto | sstable | cql). The SSTable path needs the node to read
+    the task folders (it runs on this machine), to answer on its JMX port (cassandra.jmx_port) and to take
+    the current SSTable format (its storage_compatibility_mode is NONE): auto falls back to the connector's
+    CQL writes, saying why, and an explicit `sstable` that cannot work is an error, before anything is written."""
+    from .config import ConfigError
+
+    writer = cfg["ingest"]["writer"]
+    if writer not in ("auto", "sstable", "cql"):
+        raise ConfigError(f"ingest.writer must be auto, sstable or cql, got {writer!r}")
+    if writer == "cql":
+        return writer
+    host, jmx_port, problem = str(cfg["cassandra"]["host"]), int(cfg["cassandra"]["jmx_port"]), None
+    if not is_local_host(host):
+        problem = f"cassandra.host {host} is not this machine: the node cannot read SSTables written here"
+    elif not jmx_answers(host, jmx_port):
+        problem = f"nothing answers on the node's JMX port {host}:{jmx_port} (cassandra.jmx_port) to import SSTables"
+    elif (mode := storage_mode(session)) != "NONE":
+        problem = f"the node's storage_compatibility_mode is {mode}: it imports current-format SSTables only in NONE"
+    if problem is None:
+        return "sstable"
+    if writer == "sstable":
+        raise ConfigError(f"ingest.writer=sstable: {problem}; use --set ingest.writer=cql")
+    log.info("ingest.writer=auto: %s; writing through CQL (the connector)", problem)
+    return "cql"
+
+
+def check_raw_columns(table_meta, name: str) -> None:
+    """Refuse a table whose columns differ from the raw tables' (id int, label int, pixels blob): SSTables
+    written for one layout must not be imported into another."""
+    found = {c: table_meta.columns[c].cql_type for c in table_meta.columns}
+    if found != dict(RAW_COLUMNS) or [c.name for c in table_meta.partition_key] != ["id"]:
+        raise ValueError(f"{name}: columns {found} are not the raw tables' {dict(RAW_COLUMNS)} keyed by id; "
+                         "write it with --set ingest.writer=cql")
+
+
+def to_records(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """Rows as fixed-width records, the layout the SSTable writer tasks read (SparkSSTableWriter.RECORD_BYTES):
+    id int32, label int32 (-1 when unlabelled), 784 pixel bytes; big-endian. Pure."""
+    n = len(ids)
+    records = np.empty(n, dtype=RECORD)
+    records["id"] = ids
+    records["label"] = -1 if labels is None else labels
+    records["pixels"] = np.ascontiguousarray(images, dtype=np.uint8).reshape(n, PIXELS)
+    return records
+
+
+def stage_records(records: np.ndarray, folder: Path, files: int) -> list[str]:
+    """Write the records as `files` files of consecutive rows under folder (created); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=False)
+    files = max(1, min(files, len(records)))
+    paths = []
+    for k in range(files):
+        path = folder / f"part-{k:05d}.rec"
+        records[k * len(records) // files:(k + 1) * len(records) // files].tofile(path)
+        paths.append(str(path))
+    return paths
+
+
+def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, out_root, cassandra_jars) -> list[str]:
+    """One Spark task per staged record file (file i holding rows of keyspace.tables[i]) writes its rows as
+    SSTables in a folder of its own under out_root, named after the table. Returns the folders."""
+    gateway = spark.sparkContext._gateway
+    writer = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
+    folders = writer.writeRecordFiles(
+        spark.sparkContext._jsc.sc(), _java_strings(gateway, files), _java_strings(gateway, tables),
+        _java_strings(gateway, [create_statement(keyspace, t) for t in tables]),
+        _java_strings(gateway, [insert_statement(keyspace, t) for t in tables]),
+        keyspace, str(cassandra_jars), str(out_root))
+    return list(folders)
+
+
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
+    """Every batch (one table each) staged under folder, written as SSTables by one Spark job (`partitions`
+    tasks per table), then imported table by table. Nothing is imported unless every task succeeded."""
+    import time
+
+    from .config import project_path
+
+    started = time.time()
+    files, tables = [], []
+    for b in batches:
+        paths = stage_records(to_records(b.ids, b.images, b.labels), folder / "rows" / b.table, partitions)
+        files += paths
+        tables += [b.table] * len(paths)
+    staged = time.time()
+    folders = write_sstables(spark, files, tables, keyspace, folder / "sstables",
+                             project_path(cfg["ingest"]["cassandra_jars"]))
+    written = time.time()
+    for table in dict.fromkeys(tables):
+        import_sstables(spark, cfg, keyspace, table, [f for f in folders if Path(f).name == table])
+    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, imported %.2fs", keyspace, staged - started,
+             len(folders), written - staged, time.time() - written)
+
+
+def _java_strings(gateway, values: list[str]):
+    array = gateway.new_array(gateway.jvm.java.lang.String, len(values))
+    for i, value in enumerate(values):
+        array[i] = value
+    return array
+
+
+def import_sstables(spark, cfg: dict, keyspace: str, table: str, folders: list[str]) -> None:
+    """The node (cassandra.host, JMX on cassandra.jmx_port) verifies the SSTables in these folders and the
+    tokens they hold, and moves them into keyspace.table. Raises BulkLoadError naming what it refused."""
+    from py4j.protocol import Py4JJavaError
+
+    if not folders:
+        return
+    host, port = str(cfg["cassandra"]["host"]), int(cfg["cassandra"]["jmx_port"])
+    try:
+        failed = spark._jvm.io.digitforge.bulk.SparkSSTableWriter.importSSTables(
+            host, port, keyspace, table, _java_strings(spark.sparkContext._gateway, folders))
+    except Py4JJavaError as e:
+        raise BulkLoadError(f"{keyspace}.{table}: importing SSTables through JMX at {host}:{port} failed: "
+                            f"{e.java_exception}") from None
+    if len(failed):
+        raise BulkLoadError(f"{keyspace}.{table}: the node did not import {len(failed)} of {len(folders)} SSTable "
+                            f"folders ({list(failed)[:3]}); see its system.log")
