@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .idx import PIXELS
+
 log = logging.getLogger(__name__)
-PIXELS = 784
 RECORD = np.dtype([("id", ">i4"), ("label", ">i4"), ("pixels", "u1", (PIXELS,))])
 
 # The raw tables' columns, in the order the SSTable writer takes them (schema/*.cql).

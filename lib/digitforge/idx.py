@@ -17,6 +17,7 @@ from .errors import InputError
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
 ROWS = COLS = 28
+PIXELS = ROWS * COLS  # bytes of one image, row-major
 NUM_CLASSES = 10
 
 

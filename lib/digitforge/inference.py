@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 
 from . import artifacts
+from .idx import PIXELS
 from .models import ARCHITECTURES, build_model, normalise
 
-PIXELS = 784
 PREDICTION_SCHEMA = "id int, label int, predicted int, probabilities array<float>"
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .idx import PIXELS
 
 log = logging.getLogger(__name__)
 ROW_SCHEMA = "id int, label int, pixels binary"
-PIXELS = 784
 
 
 class LostRowsError(RuntimeError):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cql import session
+from .idx import PIXELS
 
 log = logging.getLogger(__name__)
-PIXELS = 784
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .idx import PIXELS
 
 log = logging.getLogger(__name__)
-PIXELS = 784
 
 
 def unischema():
