@@ -16,7 +16,7 @@ from digitforge import config, sources
 from digitforge.cql import apply_schema, session
 from digitforge.data_files import dataset_folder
 from digitforge.errors import InputError
-from digitforge.bulk import BulkLoadError, choose_writer
+from digitforge.bulk import BulkLoadError, check_raw_columns, choose_writer
 from digitforge.ingest import LostRowsError, check_table_is_compact, write_and_check
 from digitforge.logs import setup_logging
 from digitforge.spark import get_spark
@@ -57,6 +57,9 @@ def main(argv=None) -> int:
         apply_schema(cfg, [keyspace])  # creates what is missing; never alters an existing table
         with session(cfg, keyspace) as s:
             writer = choose_writer(cfg, s)  # an explicit writer that cannot work here fails now, before --replace
+            if writer == "sstable":
+                for b in batches:
+                    check_raw_columns(s, keyspace, b.table)
             if args.replace:
                 for b in batches:
                     s.execute(f"TRUNCATE {b.table}")

@@ -77,8 +77,8 @@ def test_staged_parquet_splits_rows_into_files(tmp_path):
 
     images, labels = labelled(10)
     folder = ingest.stage(ingest.to_arrow(np.arange(10), images, labels), tmp_path / "s", files=4)
-    assert len(list((folder / "rows").glob("*.parquet"))) == 4
-    assert pq.read_table(folder / "rows").num_rows == 10
+    assert len(list(folder.glob("*.parquet"))) == 4
+    assert pq.read_table(folder).num_rows == 10
 
 
 def test_accounting_expects_old_plus_new_rows_and_fails_on_loss():

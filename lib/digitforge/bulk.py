@@ -3,9 +3,9 @@
 No CQL round trip per row or batch: the driver stages the checked rows as fixed-width record files, one
 Spark task per file turns its rows into SSTables in token order (`CQLSSTableWriter`, in jvm/bulk, run in
 the executor in a class loader of its own over the staged cassandra-all jars), and the node takes the
-files in whole through JMX, as `nodetool import` does. The
-import needs the node to read the task folders, so this path is for a node on the same machine (or shared
-storage); the connector's CQL writes are the path for a remote cluster (ingest.writer, see `writer_for`).
+files in whole through JMX, as `nodetool import` does. The import needs the node to read the task folders,
+so this path is for a node on the same machine (or shared storage); the connector's CQL writes are the path
+for a remote cluster (ingest.writer, see `choose_writer`).
 Nothing reaches the table until every task has succeeded: a failed write leaves it as it was.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ RAW_COLUMNS = (("id", "int"), ("label", "int"), ("pixels", "blob"))
 
 
 class BulkLoadError(RuntimeError):
-    """The node did not import some SSTable folders."""
+    """The node did not import some SSTable folders, or could not be asked to (JMX)."""
 
 
 def create_statement(keyspace: str, table: str) -> str:
@@ -90,13 +91,16 @@ def choose_writer(cfg: dict, session) -> str:
     return "cql"
 
 
-def check_raw_columns(table_meta, name: str) -> None:
+def check_raw_columns(session, keyspace: str, table: str) -> None:
     """Refuse a table whose columns differ from the raw tables' (id int, label int, pixels blob): SSTables
     written for one layout must not be imported into another."""
-    found = {c: table_meta.columns[c].cql_type for c in table_meta.columns}
-    if found != dict(RAW_COLUMNS) or [c.name for c in table_meta.partition_key] != ["id"]:
-        raise ValueError(f"{name}: columns {found} are not the raw tables' {dict(RAW_COLUMNS)} keyed by id; "
-                         "write it with --set ingest.writer=cql")
+    from .errors import InputError
+
+    meta = session.cluster.metadata.keyspaces[keyspace].tables[table]
+    found = {c: meta.columns[c].cql_type for c in meta.columns}
+    if found != dict(RAW_COLUMNS) or [c.name for c in meta.partition_key] != ["id"]:
+        raise InputError(f"{keyspace}.{table}", f"columns {found} are not the raw tables' {dict(RAW_COLUMNS)} "
+                         "keyed by id; write it with --set ingest.writer=cql")
 
 
 def to_records(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
@@ -138,8 +142,6 @@ def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, ou
 def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
     """Every batch (one table each) staged under folder, written as SSTables by one Spark job (`partitions`
     tasks per table), then imported table by table. Nothing is imported unless every task succeeded."""
-    import time
-
     from .config import project_path
 
     started = time.time()

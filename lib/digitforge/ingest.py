@@ -1,11 +1,11 @@
 """Ingest: checked batches of rows -> Cassandra raw tables through Spark, with accounting.
 
 Rows are compact: (id int, label int, pixels blob of 784 bytes). The driver stages each batch as a few
-Parquet files (Arrow, built without a Python object per row), so the executors read their share in
-parallel instead of receiving the whole batch inside one huge task, and the JVM writes it with no Python
-worker. Two writers (ingest.writer): SSTables written by the tasks and imported whole by a node on this
-machine (digitforge.bulk), or the connector's unlogged batches of many rows for any cluster. Every write
-is an upsert by id, so writing the same rows again never duplicates.
+files (built without a Python object per row), so the executors read their share in parallel instead of
+receiving the whole batch inside one huge task, and the JVM writes it with no Python worker. Two writers
+(ingest.writer): SSTables written by the tasks and imported whole by a node on this machine
+(digitforge.bulk, from fixed-width record files), or the connector's unlogged batches of many rows for any
+cluster (from Parquet). Every write is an upsert by id, so writing the same rows again never duplicates.
 """
 from __future__ import annotations
 
@@ -60,16 +60,15 @@ def to_arrow(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None):
 
 
 def stage(rows, folder: Path, files: int) -> Path:
-    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder's
-    `rows/` (the connector writer's input); the folder goes away after the write."""
+    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder."""
     import pyarrow.parquet as pq
 
-    (folder / "rows").mkdir(parents=True, exist_ok=False)
+    folder.mkdir(parents=True, exist_ok=False)
     n = rows.num_rows
     files = max(1, min(files, n))
     for k in range(files):
         start, stop = k * n // files, (k + 1) * n // files
-        pq.write_table(rows.slice(start, stop - start), folder / "rows" / f"part-{k:05d}.parquet", compression="none")
+        pq.write_table(rows.slice(start, stop - start), folder / f"part-{k:05d}.parquet", compression="none")
     return folder
 
 
@@ -103,8 +102,8 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> f
             bulk.write_batches(spark, cfg, batches, keyspace, folder, partitions)
         else:
             for b in batches:
-                rows = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
-                (spark.read.schema(ROW_SCHEMA).parquet(str(rows / "rows")).write.format(CASSANDRA_FORMAT)
+                staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
+                (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
                  .options(keyspace=keyspace, table=b.table, **output_options(icfg)).mode("append").save())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -149,17 +148,18 @@ def check_table_is_compact(session, keyspace: str, table: str) -> None:
 
 
 def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None) -> tuple[list[dict], float]:
-    """Write every batch with `writer` (default: bulk.choose_writer), then check each table against Cassandra:
-    expected (rows before plus new ids) vs. found, both logged. Returns one report per table (with the
-    writer) and the write seconds."""
+    """Write every batch with `writer` (default: bulk.choose_writer, and the tables' layout checked for it),
+    then check each table against Cassandra: expected (rows before plus new ids) vs. found, both logged.
+    Returns one report per table (with the writer) and the write seconds."""
     from .bulk import check_raw_columns, choose_writer
     from .cql import session
 
     with session(cfg, keyspace) as s:
-        writer = writer or choose_writer(cfg, s)
-        if writer == "sstable":
-            for b in batches:
-                check_raw_columns(s.cluster.metadata.keyspaces[keyspace].tables[b.table], f"{keyspace}.{b.table}")
+        if writer is None:
+            writer = choose_writer(cfg, s)
+            if writer == "sstable":
+                for b in batches:
+                    check_raw_columns(s, keyspace, b.table)
         before = {b.table: read_ids(s, b.table) for b in batches}
         seconds = write_rows(spark, cfg, batches, keyspace, writer)
         rows = sum(len(b) for b in batches)
