@@ -20,9 +20,11 @@ import time
 import numpy as np
 import torch
 
-from digitforge import config, shards, snapshot
-from digitforge.logs import setup_logging
-from digitforge.train import to_input
+from digitforge.core import config
+from digitforge.snapshot import shards
+from digitforge.snapshot import write as snapshot
+from digitforge.core.logs import setup_logging
+from digitforge.training.loop import to_input
 
 log = logging.getLogger("bench.train")
 
@@ -65,7 +67,7 @@ def in_memory_img_s(px: np.ndarray, lb: np.ndarray, batch_size: int, tc: dict) -
 def train_run(presets: list[str], overrides: list[str], gpus: int) -> tuple[dict, float]:
     nproc = gpus or 2
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "digitforge.train", "--dataset", "mnist", "--set", "train.checkpoint_dir=",
+           "-m", "digitforge.training.loop", "--dataset", "mnist", "--set", "train.checkpoint_dir=",
            *[a for p in presets for a in ("--preset", p)], *[a for o in overrides for a in ("--set", o)]]
     if gpus:
         cmd += ["--use-gpu"]

@@ -8,9 +8,10 @@ import json
 import logging
 import sys
 
-from digitforge import config, snapshot
-from digitforge.logs import setup_logging
-from digitforge.spark import get_spark
+from digitforge.core import config
+from digitforge.snapshot import write as snapshot
+from digitforge.core.logs import setup_logging
+from digitforge.core.spark import get_spark
 
 log = logging.getLogger("digitforge.jobs.convert")
 

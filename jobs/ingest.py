@@ -12,14 +12,15 @@ import logging
 import re
 import sys
 
-from digitforge import config, sources
-from digitforge.cql import apply_schema, session
-from digitforge.data_files import dataset_folder
-from digitforge.errors import InputError
-from digitforge.bulk import BulkLoadError, check_raw_columns, choose_writer
-from digitforge.ingest import LostRowsError, check_table_is_compact, write_and_check
-from digitforge.logs import setup_logging
-from digitforge.spark import get_spark
+from digitforge.core import config
+from digitforge.ingest import sources
+from digitforge.core.cql import apply_schema, session
+from digitforge.ingest.data_files import dataset_folder
+from digitforge.core.errors import InputError
+from digitforge.ingest.sstable_writer import BulkLoadError, check_raw_columns, choose_writer
+from digitforge.ingest.load import LostRowsError, check_table_is_compact, write_and_check
+from digitforge.core.logs import setup_logging
+from digitforge.core.spark import get_spark
 
 log = logging.getLogger("digitforge.jobs.ingest")
 

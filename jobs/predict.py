@@ -12,11 +12,13 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from digitforge import config, registry, snapshot
-from digitforge.cql import session
-from digitforge.inference import PREDICTION_SCHEMA, UnknownArchitecture, BadWeights, build_module, predict_batches
-from digitforge.logs import setup_logging
-from digitforge.spark import get_spark, write_cassandra
+from digitforge.core import config
+from digitforge.registry import read as registry
+from digitforge.snapshot import write as snapshot
+from digitforge.core.cql import session
+from digitforge.inference.modules import PREDICTION_SCHEMA, UnknownArchitecture, BadWeights, build_module, predict_batches
+from digitforge.core.logs import setup_logging
+from digitforge.core.spark import get_spark, write_cassandra
 
 log = logging.getLogger("digitforge.jobs.predict")
 

@@ -15,12 +15,18 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from digitforge import config, registry, report, report_data, retrain, rows, snapshot
-from digitforge.evaluate import evaluate
-from digitforge.lease import Lease, LeaseHeld
-from digitforge.logs import setup_logging
-from digitforge.spark import get_spark
-from digitforge.train import run_distributed
+from digitforge.core import config
+from digitforge.registry import read as registry
+from digitforge.report import render as report
+from digitforge.report import data as report_data
+from digitforge.retrain import decision as retrain
+from digitforge.snapshot import read as rows
+from digitforge.snapshot import write as snapshot
+from digitforge.inference.scoring import evaluate
+from digitforge.retrain.lease import Lease, LeaseHeld
+from digitforge.core.logs import setup_logging
+from digitforge.core.spark import get_spark
+from digitforge.training.loop import run_distributed
 
 log = logging.getLogger("digitforge.jobs.retrain")
 

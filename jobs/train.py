@@ -9,10 +9,14 @@ import logging
 import subprocess
 import sys
 
-from digitforge import __version__, config, registry, report_data, train_setup
-from digitforge.logs import setup_logging
-from digitforge.spark import get_spark
-from digitforge.train import run_distributed
+from digitforge import __version__
+from digitforge.core import config
+from digitforge.registry import read as registry
+from digitforge.report import data as report_data
+from digitforge.training import prepare as train_setup
+from digitforge.core.logs import setup_logging
+from digitforge.core.spark import get_spark
+from digitforge.training.loop import run_distributed
 
 log = logging.getLogger("digitforge.jobs.train")
 

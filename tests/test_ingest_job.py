@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, last_json, run, write_csv
-from digitforge import config, sources
+from digitforge.core import config
+from digitforge.ingest import sources
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
@@ -58,7 +59,7 @@ def test_csv_ingest_splits_reruns_identically_and_fills_raw_predict(cql, tmp_pat
 
 
 def test_bad_csv_exits_nonzero_and_writes_nothing(cql, tmp_path):
-    from digitforge.cql import statements
+    from digitforge.core.cql import statements
 
     s, created = cql
     ks = f"it_csv_bad_{os.getpid()}"

@@ -5,9 +5,9 @@ import time
 import pytest
 
 from conftest import BIN, run
-from digitforge import config
-from digitforge.cql import apply_schema, session
-from digitforge.lease import Lease, LeaseHeld, LeaseLost, LeaseStore, _now
+from digitforge.core import config
+from digitforge.core.cql import apply_schema, session
+from digitforge.retrain.lease import Lease, LeaseHeld, LeaseLost, LeaseStore, _now
 
 pytestmark = pytest.mark.integration
 

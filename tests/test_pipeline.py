@@ -74,8 +74,8 @@ def test_registry_best_prints_the_model_as_json(pipeline):
 def test_stored_weights_load_into_the_network(pipeline):
     from cassandra.cluster import Cluster
 
-    from digitforge import artifacts
-    from digitforge.models import build_model
+    from digitforge.registry import artifacts
+    from digitforge.training.models import build_model
 
     cluster = Cluster(["127.0.0.1"])
     try:

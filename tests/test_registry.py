@@ -15,9 +15,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import BIN, ROOT, last_json, run
-from digitforge import artifacts, config, inference, registry
-from digitforge.cql import apply_schema, session
-from digitforge.models import build_model
+from digitforge.registry import artifacts
+from digitforge.core import config
+from digitforge.inference import modules as inference
+from digitforge.registry import read as registry
+from digitforge.core.cql import apply_schema, session
+from digitforge.training.models import build_model
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")

@@ -6,9 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from digitforge import artifacts, chunks, cql, inference
-from digitforge.models import build_model
-from digitforge.registry import class_rows
+from digitforge.registry import artifacts
+from digitforge.registry import chunks
+from digitforge.core import cql
+from digitforge.inference import modules as inference
+from digitforge.training.models import build_model
+from digitforge.registry.read import class_rows
 
 
 def test_small_artifacts_stay_inline_large_ones_split_in_order():

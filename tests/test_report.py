@@ -4,8 +4,9 @@ import re
 import numpy as np
 import pytest
 
-from digitforge import artifacts, report
-from digitforge.models import build_model
+from digitforge.registry import artifacts
+from digitforge.report import render as report
+from digitforge.training.models import build_model
 
 DIGITS = [str(i) for i in range(10)]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import BIN, ROOT, last_json, run
-from digitforge import artifacts, config, registry, retrain
-from digitforge.cql import apply_schema, session
-from digitforge.lease import Lease, LeaseStore
-from digitforge.models import build_model
+from digitforge.registry import artifacts
+from digitforge.core import config
+from digitforge.registry import read as registry
+from digitforge.retrain import decision as retrain
+from digitforge.core.cql import apply_schema, session
+from digitforge.retrain.lease import Lease, LeaseStore
+from digitforge.training.models import build_model
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")

@@ -1,9 +1,9 @@
 """Retraining's pure parts: the promotion decision and the challenger's config."""
 import pytest
 
-from digitforge import config
-from digitforge.report_data import parse_ref
-from digitforge.retrain import challenger_config, decide
+from digitforge.core import config
+from digitforge.report.data import parse_ref
+from digitforge.retrain.decision import challenger_config, decide
 
 
 def scores(i, acc, loss):

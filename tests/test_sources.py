@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import write_csv
-from digitforge import ingest, sources
-from digitforge.config import ConfigError
-from digitforge.errors import InputError
+from digitforge.ingest import load as ingest
+from digitforge.ingest import sources
+from digitforge.core.config import ConfigError
+from digitforge.core.errors import InputError
 
 
 def labelled(n, seed=0):
@@ -90,9 +91,9 @@ def test_accounting_expects_old_plus_new_rows_and_fails_on_loss():
 
 
 def test_input_error_in_finds_the_message_inside_a_task_failure():
-    from digitforge.errors import input_error_in
+    from digitforge.core.errors import input_error_in
 
     text = ("An exception was thrown from the Python worker.\nTraceback (most recent call last):\n  File ...\n"
-            "digitforge.errors.InputError: ks.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784\n")
+            "digitforge.core.errors.InputError: ks.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784\n")
     assert input_error_in(RuntimeError(text)) == "ks.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784"
     assert input_error_in(RuntimeError("out of memory")) is None

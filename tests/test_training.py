@@ -26,10 +26,12 @@ def free_port() -> int:
 def snapshot_root(tmp_path_factory, it_overrides):
     """A snapshot of the first rows of real MNIST, written by snapshot.write_snapshot with Spark and
     Petastorm (4 row groups a split), and the schema of the test keyspace for the registry."""
-    from digitforge import config, idx, snapshot
-    from digitforge.data_files import dataset_folder
-    from digitforge.ingest import to_rows
-    from digitforge.spark import get_spark
+    from digitforge.core import config
+    from digitforge.ingest import idx
+    from digitforge.snapshot import write as snapshot
+    from digitforge.ingest.data_files import dataset_folder
+    from digitforge.ingest.load import to_rows
+    from digitforge.core.spark import get_spark
 
     run([str(BIN / "digitforge"), *it_overrides, "schema", "apply"])
     os.environ.setdefault("PYSPARK_PYTHON", str(BIN / "python"))  # Spark's Python workers need the venv
@@ -116,7 +118,7 @@ def test_a_run_resumes_from_its_last_checkpoint(train_overrides, it_keyspace):
 
 
 def test_torchrun_entry_trains_from_streamed_shards(train_overrides):
-    proc = run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "digitforge.train",
+    proc = run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "digitforge.training.loop",
                 "--dataset", "mnist", "--architecture", "mlp", "--epochs", "2", "--set", "train.data=stream",
                 *train_overrides], timeout=600)
     result = last_json(proc.stdout)

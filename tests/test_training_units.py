@@ -10,10 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from digitforge import artifacts, checkpoints, config, shards, train_setup
-from digitforge.augment import random_affine
-from digitforge.models import build_model
-from digitforge.train import autocast_dtype, epoch_seed, make_schedule
+from digitforge.registry import artifacts
+from digitforge.training import checkpoints
+from digitforge.core import config
+from digitforge.snapshot import shards
+from digitforge.training import prepare as train_setup
+from digitforge.training.augment import random_affine
+from digitforge.training.models import build_model
+from digitforge.training.loop import autocast_dtype, epoch_seed, make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +43,7 @@ def test_flip_mirrors_about_half_the_batch_and_rotation_keeps_the_shape():
 
 
 def test_random_erase_blanks_one_rectangle_in_the_chosen_share_of_images():
-    from digitforge.augment import random_erase
+    from digitforge.training.augment import random_erase
 
     x = torch.ones(1000, 1, 28, 28)
     out = random_erase(x, p=0.5)
@@ -79,7 +83,7 @@ def test_presets_resolve_and_flags_override_them():
 def test_schedules_and_precision():
     model = build_model("mlp")
     tc = config.resolve(["train.schedule=onecycle", "train.epochs=2", "train.lr=0.1", "train.optimizer=sgd"])["train"]
-    from digitforge.train import make_optimizer
+    from digitforge.training.loop import make_optimizer
     opt = make_optimizer(model, tc)
     sched, per_batch = make_schedule(opt, tc, steps_per_epoch=10)
     assert per_batch and sched.total_steps == 20

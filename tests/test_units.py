@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from digitforge import artifacts, config, ingest, shards
-from digitforge.models import ARCHITECTURES, build_model, normalise
-from digitforge.train import class_metrics
+from digitforge.registry import artifacts
+from digitforge.core import config
+from digitforge.ingest import load as ingest
+from digitforge.snapshot import shards
+from digitforge.training.models import ARCHITECTURES, build_model, normalise
+from digitforge.training.loop import class_metrics
 
 
 def test_overrides_parse_yaml_scalars_and_reject_unknown_keys():

@@ -6,8 +6,8 @@ import json
 import logging
 import sys
 
-from . import config as configmod
-from .logs import setup_logging
+from digitforge.core import config as configmod
+from digitforge.core.logs import setup_logging
 
 log = logging.getLogger("digitforge")
 
@@ -88,11 +88,11 @@ def main(argv=None) -> int:
     try:
         cfg = configmod.resolve(args.set)
         if args.command == "schema":
-            from .cql import apply_schema
+            from digitforge.core.cql import apply_schema
             for ks in apply_schema(cfg):
                 print(f"schema applied: {ks}")
         elif args.command == "registry":
-            from . import registry
+            from digitforge.registry import read as registry
             if args.action == "list":
                 _print(registry.list_models(cfg, args.dataset), args.json)
             elif args.action == "best":
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
             elif args.action == "reindex":
                 _print({"dataset": args.dataset, "models": registry.reindex(cfg, args.dataset)}, args.json)
         elif args.command == "report":
-            from . import report_data
+            from digitforge.report import data as report_data
             if args.compare:
                 a, b = (report_data.parse_ref(r, args.dataset) for r in args.compare)
                 page = report_data.compare_report(cfg, a, b, args.out)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                 page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
             print(json.dumps({"report": str(page)}) if args.json else page)
         elif args.command == "retrain":
-            from . import retrain
+            from digitforge.retrain import decision as retrain
             runs = retrain.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
             if args.json:
                 print(json.dumps(runs, indent=2))

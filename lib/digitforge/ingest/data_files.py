@@ -6,9 +6,9 @@ import os
 import urllib.request
 from pathlib import Path
 
-from .config import PROJECT_ROOT
-from .errors import InputError
-from .idx import find_split_files
+from digitforge.core.config import PROJECT_ROOT
+from digitforge.core.errors import InputError
+from digitforge.ingest.idx import find_split_files
 
 log = logging.getLogger(__name__)
 

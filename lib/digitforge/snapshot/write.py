@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .idx import PIXELS
+from digitforge.core.errors import InputError
+from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def read_images(spark, keyspace: str, table: str):
     demo's list<int>."""
     from pyspark.sql.types import ArrayType, BinaryType
 
-    from .spark import cassandra_table
+    from digitforge.core.spark import cassandra_table
 
     df = cassandra_table(spark, keyspace, table).select("id", "label", "pixels")
     ptype = df.schema["pixels"].dataType
@@ -121,8 +121,8 @@ class SnapshotError(ValueError):
 
 def take(spark, cfg: dict, dataset: str, keyspace: str) -> dict:
     """A fresh snapshot of a keyspace's raw_train and raw_test (the convert and retrain jobs)."""
-    from .config import project_path
-    from .errors import input_error_in
+    from digitforge.core.config import project_path
+    from digitforge.core.errors import input_error_in
 
     cc = cfg["convert"]
     splits = {"train": read_images(spark, keyspace, "raw_train"), "test": read_images(spark, keyspace, "raw_test")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from digitforge.core.errors import InputError
 
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801

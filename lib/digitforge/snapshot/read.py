@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cql import session
-from .idx import PIXELS
+from digitforge.core.cql import session
+from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
 

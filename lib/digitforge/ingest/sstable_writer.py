@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import PIXELS
+from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
 RECORD = np.dtype([("id", ">i4"), ("label", ">i4"), ("pixels", "u1", (PIXELS,))])
@@ -69,7 +69,7 @@ def choose_writer(cfg: dict, session) -> str:
     the task folders (it runs on this machine), to answer on its JMX port (cassandra.jmx_port) and to take
     the current SSTable format (its storage_compatibility_mode is NONE): auto falls back to the connector's
     CQL writes, saying why, and an explicit `sstable` that cannot work is an error, before anything is written."""
-    from .config import ConfigError
+    from digitforge.core.config import ConfigError
 
     writer = cfg["ingest"]["writer"]
     if writer not in ("auto", "sstable", "cql"):
@@ -94,7 +94,7 @@ def choose_writer(cfg: dict, session) -> str:
 def check_raw_columns(session, keyspace: str, table: str) -> None:
     """Refuse a table whose columns differ from the raw tables' (id int, label int, pixels blob): SSTables
     written for one layout must not be imported into another."""
-    from .errors import InputError
+    from digitforge.core.errors import InputError
 
     meta = session.cluster.metadata.keyspaces[keyspace].tables[table]
     found = {c: meta.columns[c].cql_type for c in meta.columns}
@@ -142,7 +142,7 @@ def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, ou
 def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
     """Every batch (one table each) staged under folder, written as SSTables by one Spark job (`partitions`
     tasks per table), then imported table by table. Nothing is imported unless every task succeeded."""
-    from .config import project_path
+    from digitforge.core.config import project_path
 
     started = time.time()
     files, tables = [], []

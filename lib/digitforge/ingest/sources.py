@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import idx, kaggle_csv
-from .config import ConfigError
-from .errors import InputError
+from digitforge.ingest import idx
+from digitforge.ingest import kaggle_csv
+from digitforge.core.config import ConfigError
+from digitforge.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import chunks
-from .config import dataset_info
-from .cql import session
+from digitforge.registry import chunks
+from digitforge.core.config import dataset_info
+from digitforge.core.cql import session
 
 log = logging.getLogger(__name__)
 
@@ -323,8 +323,8 @@ def fetch(cfg: dict, dataset: str, ref="champion", artifact: str = "network") ->
 def load_model(ref="champion", dataset: str = "mnist", cfg: dict | None = None):
     """The registered model `ref` (id or alias, default: the champion) as an eval-mode torch module,
     its weights checked against their sha256. model.digitforge holds its registry details."""
-    from . import config as configmod
-    from .inference import build_module
+    from digitforge.core import config as configmod
+    from digitforge.inference.modules import build_module
 
     cfg = cfg or configmod.resolve()
     details, weights = fetch(cfg, dataset, ref)

@@ -5,7 +5,7 @@ import logging
 import re
 from contextlib import contextmanager
 
-from .config import PROJECT_ROOT
+from digitforge.core.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"

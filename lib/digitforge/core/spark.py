@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .config import PROJECT_ROOT, conf_dir
+from digitforge.core.config import PROJECT_ROOT, conf_dir
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 

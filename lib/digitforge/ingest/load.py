@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .idx import PIXELS
+from digitforge.core.errors import InputError
+from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
 ROW_SCHEMA = "id int, label int, pixels binary"
@@ -87,9 +87,9 @@ def output_options(icfg: dict) -> dict[str, str]:
 def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> float:
     """Stage every batch and write it to keyspace.<batch.table> with `writer` (sstable: one Spark job for all
     tables; cql: the connector, table by table). Returns the seconds it took."""
-    from . import bulk
-    from .config import project_path
-    from .spark import CASSANDRA_FORMAT
+    from digitforge.ingest import sstable_writer as bulk
+    from digitforge.core.config import project_path
+    from digitforge.core.spark import CASSANDRA_FORMAT
 
     icfg = cfg["ingest"]
     # One partition per executor core by default: the SSTable writer then leaves a few large SSTables,
@@ -151,8 +151,8 @@ def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str 
     """Write every batch with `writer` (default: bulk.choose_writer, and the tables' layout checked for it),
     then check each table against Cassandra: expected (rows before plus new ids) vs. found, both logged.
     Returns one report per table (with the writer) and the write seconds."""
-    from .bulk import check_raw_columns, choose_writer
-    from .cql import session
+    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
+    from digitforge.core.cql import session
 
     with session(cfg, keyspace) as s:
         if writer is None:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import normalise
+from digitforge.training.models import normalise
 
 NUM_CLASSES = 10
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .idx import COLS, NUM_CLASSES, ROWS, read_bytes
+from digitforge.core.errors import InputError
+from digitforge.ingest.idx import COLS, NUM_CLASSES, ROWS, read_bytes
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(ROWS * COLS)]
 LABELLED_COLUMNS = ["label", *PIXEL_COLUMNS]

@@ -7,7 +7,10 @@ import argparse
 import logging
 import socket
 
-from . import checkpoints, config, shards, snapshot
+from digitforge.training import checkpoints
+from digitforge.core import config
+from digitforge.snapshot import shards
+from digitforge.snapshot import write as snapshot
 
 log = logging.getLogger("digitforge.train")
 

@@ -28,5 +28,6 @@ class InputError(ValueError):
 def input_error_in(failure: BaseException) -> str | None:
     """The message of an InputError raised inside a Spark task (Spark reports it as its own exception,
     with the worker's traceback as text), or None when the failure is something else."""
-    m = re.search(r"digitforge\.errors\.InputError: (.+)", str(failure))
+    qualified = re.escape(f"{InputError.__module__}.{InputError.__qualname__}")
+    m = re.search(qualified + r": (.+)", str(failure))
     return m.group(1).strip() if m else None

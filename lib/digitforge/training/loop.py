@@ -20,10 +20,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import artifacts, checkpoints, shards
-from .augment import random_affine, random_erase
-from .logs import setup_logging
-from .models import MEAN, STD, build_model
+from digitforge.registry import artifacts
+from digitforge.training import checkpoints
+from digitforge.snapshot import shards
+from digitforge.training.augment import random_affine, random_erase
+from digitforge.core.logs import setup_logging
+from digitforge.training.models import MEAN, STD, build_model
 
 log = logging.getLogger("digitforge.train")
 NUM_CLASSES = 10
@@ -340,7 +342,7 @@ def main(argv=None) -> int:
     summary with the per-epoch history (the model is not registered: that is the Spark job's work)."""
     import json
 
-    from . import train_setup
+    from digitforge.training import prepare as train_setup
 
     setup_logging()
     args = train_setup.parser(__doc__).parse_args(argv)

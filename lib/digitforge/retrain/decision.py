@@ -12,8 +12,8 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
-from . import config as configmod
-from .cql import session
+from digitforge.core import config as configmod
+from digitforge.core.cql import session
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import artifacts
-from .idx import PIXELS
-from .models import ARCHITECTURES, build_model, normalise
+from digitforge.registry import artifacts
+from digitforge.ingest.idx import PIXELS
+from digitforge.training.models import ARCHITECTURES, build_model, normalise
 
 PREDICTION_SCHEMA = "id int, label int, predicted int, probabilities array<float>"
 

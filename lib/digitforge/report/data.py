@@ -11,9 +11,11 @@ import json
 import logging
 from pathlib import Path
 
-from . import artifacts, report, rows
-from .config import dataset_info, project_path
-from .evaluate import evaluate
+from digitforge.registry import artifacts
+from digitforge.report import render as report
+from digitforge.snapshot import read as rows
+from digitforge.core.config import dataset_info, project_path
+from digitforge.inference.scoring import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def label_counts(manifest: dict | None) -> dict[str, list[int]]:
 
 
 def build_module(architecture: str, weights: bytes, what: str):
-    from .inference import build_module as build
+    from digitforge.inference.modules import build_module as build
 
     return build(architecture, weights, what)
 
@@ -102,7 +104,7 @@ def out_dir(cfg: dict, name: str) -> Path:
 
 
 def registered_inputs(cfg: dict, dataset: str, ref: str) -> report.ReportInputs:
-    from . import registry
+    from digitforge.registry import read as registry
 
     details, weights = registry.fetch(cfg, dataset, ref)
     return inputs(cfg, dataset, details, weights, manifest_of(details.get("lineage")))

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 class ConfigError(ValueError):

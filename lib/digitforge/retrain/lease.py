@@ -17,7 +17,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 
-from .cql import session
+from digitforge.core.cql import session
 
 log = logging.getLogger(__name__)
 
