@@ -22,9 +22,10 @@ import torch
 
 from digitforge.core import config
 from digitforge.snapshot import shards
-from digitforge.snapshot import write as snapshot
+from digitforge.snapshot.manifest import load_manifest
+from digitforge.snapshot.write import to_url
 from digitforge.core.logs import setup_logging
-from digitforge.training.loop import to_input
+from digitforge.training.data import to_input
 
 log = logging.getLogger("bench.train")
 
@@ -67,7 +68,7 @@ def in_memory_img_s(px: np.ndarray, lb: np.ndarray, batch_size: int, tc: dict) -
 def train_run(presets: list[str], overrides: list[str], gpus: int) -> tuple[dict, float]:
     nproc = gpus or 2
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "digitforge.training.loop", "--dataset", "mnist", "--set", "train.checkpoint_dir=",
+           "-m", "digitforge.training", "--dataset", "mnist", "--set", "train.checkpoint_dir=",
            *[a for p in presets for a in ("--preset", p)], *[a for o in overrides for a in ("--set", o)]]
     if gpus:
         cmd += ["--use-gpu"]
@@ -95,8 +96,8 @@ def main() -> int:
     p.add_argument("--row-limit", type=int, default=0, help="rows read with the per-row make_reader (0: all)")
     args = p.parse_args()
     cfg = config.resolve(args.set)
-    manifest = snapshot.resolve(config.project_path(cfg["convert"]["snapshot_root"]), "mnist", cfg["train"]["snapshot"])
-    url = snapshot.to_url(os.path.join(manifest["path"], "train"))
+    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), "mnist", cfg["train"]["snapshot"])
+    url = to_url(os.path.join(manifest["path"], "train"))
     tc = config.resolve(config.preset_overrides("mnist-fast") + args.set)["train"]
     torch.set_num_threads(1)
 

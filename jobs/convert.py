@@ -9,7 +9,8 @@ import logging
 import sys
 
 from digitforge.core import config
-from digitforge.snapshot import write as snapshot
+from digitforge.snapshot import convert
+from digitforge.snapshot.write import SnapshotError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
 
@@ -27,8 +28,8 @@ def main(argv=None) -> int:
 
     spark = get_spark(f"digitforge-convert-{name}", cfg)
     try:
-        manifest = snapshot.take(spark, cfg, name, keyspace)
-    except snapshot.SnapshotError as e:
+        manifest = convert.take(spark, cfg, name, keyspace)
+    except SnapshotError as e:
         log.error("%s", e)
         log.error("a version without manifest.json is never read: earlier snapshots are as they were")
         return 2

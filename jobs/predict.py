@@ -13,10 +13,11 @@ import sys
 from datetime import datetime, timezone
 
 from digitforge.core import config
-from digitforge.registry import read as registry
-from digitforge.snapshot import write as snapshot
+from digitforge.registry import read as registry_read
+from digitforge.snapshot.convert import read_raw_table
 from digitforge.core.cql import session
-from digitforge.inference.modules import PREDICTION_SCHEMA, UnknownArchitecture, BadWeights, build_module, predict_batches
+from digitforge.inference.batch import PREDICTION_SCHEMA, predict_batches
+from digitforge.inference.modules import BadWeights, UnknownArchitecture, build_module
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark, write_cassandra
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     source_ks = pc["keyspace"] or keyspace
     source = f"{source_ks}.{pc['table']}"
     try:
-        details, weights = registry.fetch(cfg, name, pc["model"])
+        details, weights = registry_read.fetch(cfg, name, pc["model"])
         build_module(details["architecture"], weights, details["ref"])  # fail here, not on every executor
         with session(cfg) as s:
             ks_meta = s.cluster.metadata.keyspaces.get(source_ks)
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     spark = get_spark(f"digitforge-predict-{name}", cfg)
     from pyspark.sql import functions as F
 
-    images = snapshot.read_images(spark, source_ks, pc["table"])
+    images = read_raw_table(spark, source_ks, pc["table"])
     weights_bc = spark.sparkContext.broadcast(weights)
     predictions = (images.mapInPandas(predict_batches(details["architecture"], weights_bc, details["ref"]),
                                       schema=PREDICTION_SCHEMA)

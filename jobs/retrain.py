@@ -16,17 +16,21 @@ import sys
 from datetime import datetime, timezone
 
 from digitforge.core import config
-from digitforge.registry import read as registry
-from digitforge.report import render as report
+from digitforge.registry import aliases as registry_aliases
+from digitforge.registry import read as registry_read
+from digitforge.registry import write as registry_write
+from digitforge.report.render import write_comparison
 from digitforge.report import data as report_data
-from digitforge.retrain import decision as retrain
+from digitforge.retrain.challenger import challenger_config
+from digitforge.retrain.decision import decide
+from digitforge.retrain.records import record_run
 from digitforge.snapshot import read as rows
-from digitforge.snapshot import write as snapshot
+from digitforge.snapshot import convert
 from digitforge.inference.scoring import evaluate
 from digitforge.retrain.lease import Lease, LeaseHeld
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
-from digitforge.training.loop import run_distributed
+from digitforge.training.launch import run_distributed
 
 log = logging.getLogger("digitforge.jobs.retrain")
 
@@ -34,8 +38,8 @@ log = logging.getLogger("digitforge.jobs.retrain")
 def champion_or_none(cfg: dict, dataset: str, alias: str):
     """(details, weights) of the model the alias points at, or None when the alias is not set."""
     try:
-        return registry.fetch(cfg, dataset, alias)
-    except registry.AliasNotFound:
+        return registry_read.fetch(cfg, dataset, alias)
+    except registry_read.AliasNotFound:
         return None
 
 
@@ -80,7 +84,7 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
     rc = cfg["retrain"]
     champion = champion_or_none(cfg, dataset, rc["alias"])
     champion_cfg = champion[0]["config"] if champion and rc["from_champion"] and not args.from_defaults else None
-    train_cfg, notes = retrain.challenger_config(champion_cfg, args.set, dataset)
+    train_cfg, notes = challenger_config(champion_cfg, args.set, dataset)
     train_cfg["train"]["comments"] = f"retrain challenger ({'; '.join(notes)})"
     log.info("champion: %s; challenger: %s, %s", champion[0]["id"] if champion else "none",
              train_cfg["train"]["architecture"], "; ".join(notes))
@@ -88,7 +92,7 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
     # 1. A fresh snapshot of the current tables.
     spark = get_spark(f"digitforge-retrain-{dataset}", cfg)
     try:
-        manifest = snapshot.take(spark, cfg, dataset, keyspace)  # SnapshotError is a ValueError: exit 2
+        manifest = convert.take(spark, cfg, dataset, keyspace)  # SnapshotError is a ValueError: exit 2
     except Exception:
         spark.stop()
         raise
@@ -103,15 +107,15 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
     spark.stop()
     lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
                "source": manifest["source"], "retrain_of": champion[0]["id"] if champion else None}
-    challenger_id = str(registry.register(train_cfg, dataset, result, train_cfg, lineage, train_cfg["train"]["comments"]))
+    challenger_id = str(registry_write.register(train_cfg, dataset, result, train_cfg, lineage, train_cfg["train"]["comments"]))
     challenger_score = score(challenger_id, train_cfg["train"]["architecture"], result["weights"], test)
 
     # 4. Decide, then write the decision only while still holding the lease.
-    decision = retrain.decide(champion_score, challenger_score, float(rc["margin"]), rc["metric"])
+    decision = decide(champion_score, challenger_score, float(rc["margin"]), rc["metric"])
     log.info("%s", decision["reason"])
     lease.check()
     if decision["promote"]:
-        registry.promote(cfg, dataset, challenger_id, rc["alias"], reason=decision["reason"])
+        registry_aliases.promote(cfg, dataset, challenger_id, rc["alias"], reason=decision["reason"])
     pages = {}
     challenger_page = report_data.trained_model_report(train_cfg, dataset, challenger_id, result, lineage, manifest, test)
     if challenger_page:
@@ -124,7 +128,7 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
             challenger = report_data.model_record(train_cfg, dataset, challenger_id, result, lineage)
             b = report_data.inputs(cfg, dataset, report_data.rescored(challenger, challenger_score, source),
                                    result["weights"], manifest, test, challenger_score)
-            pages["comparison"] = str(report.write_comparison(a, b, report_data.out_dir(
+            pages["comparison"] = str(write_comparison(a, b, report_data.out_dir(
                 cfg, f"retrain-{dataset}-{manifest['version']}")))
         except Exception as e:  # the decision is made; a missing page must not undo it
             log.warning("comparison page not written: %s", e)
@@ -134,7 +138,7 @@ def run(cfg: dict, args, dataset: str, keyspace: str, lease: Lease, started: dat
                   "champion": {k: v for k, v in champion_score.items() if k not in strip} if champion_score else None,
                   "challenger": {k: v for k, v in challenger_score.items() if k not in strip},
                   "details": {"notes": notes, "reports": pages}}
-    run_id = retrain.record_run(cfg, keyspace, run_record)
+    run_id = record_run(cfg, keyspace, run_record)
     for name, page in pages.items():
         log.info("%s report: %s", name, page)
     return {"run_id": str(run_id), "dataset": dataset, "snapshot": manifest["version"], "promoted": decision["promote"],

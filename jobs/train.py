@@ -11,12 +11,12 @@ import sys
 
 from digitforge import __version__
 from digitforge.core import config
-from digitforge.registry import read as registry
+from digitforge.registry import write as registry_write
 from digitforge.report import data as report_data
-from digitforge.training import prepare as train_setup
+from digitforge.training import prepare
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
-from digitforge.training.loop import run_distributed
+from digitforge.training.launch import run_distributed
 
 log = logging.getLogger("digitforge.jobs.train")
 
@@ -32,9 +32,9 @@ def code_version() -> str:
 
 def main(argv=None) -> int:
     setup_logging()
-    args = train_setup.parser(__doc__).parse_args(argv)
+    args = prepare.parser(__doc__).parse_args(argv)
     try:
-        cfg, manifest = train_setup.prepare(args)
+        cfg, manifest = prepare.prepare_run(args)
     except (LookupError, ValueError, FileNotFoundError) as e:  # bad flag or preset, no snapshot or run, few row groups
         log.error("%s", e)
         return 2
@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     tc["run_id"] = result["run_id"] or ""
     lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
                "source": manifest["source"], "code_version": code_version(), "run_id": tc["run_id"]}
-    model_id = registry.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
+    model_id = registry_write.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
     report_data.trained_model_report(cfg, tc["dataset"], model_id, result, lineage, manifest)  # logs its path
-    summary = dict(train_setup.summary(cfg, result), id=str(model_id))
+    summary = dict(prepare.summary(cfg, result), id=str(model_id))
     log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,
              100 * result["test_accuracy"], result["test_loss"], result["epochs"], result["train_seconds"], tc["run_id"])
     print(json.dumps(summary))

@@ -3,26 +3,27 @@ the choice of writer (no node needed: these choices are made before any node is 
 import numpy as np
 import pytest
 
+from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sstable_writer as bulk
 from digitforge.core import config
 
 
 def test_records_are_fixed_width_big_endian_with_minus_one_for_no_label():
     images = np.arange(2 * 784, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
-    labelled = bulk.to_records(np.array([7, 300]), images, np.array([3, 9], dtype=np.uint8))
+    labelled = ingest_rows.to_records(np.array([7, 300]), images, np.array([3, 9], dtype=np.uint8))
     raw = labelled.tobytes()
-    assert bulk.RECORD.itemsize == 4 + 4 + 784 and len(raw) == 2 * 792
+    assert ingest_rows.RECORD.itemsize == 4 + 4 + 784 and len(raw) == 2 * 792
     assert raw[:8] == (7).to_bytes(4, "big") + (3).to_bytes(4, "big")
     assert raw[8:792] == images[0].tobytes()
     assert raw[792:800] == (300).to_bytes(4, "big") + (9).to_bytes(4, "big")
-    unlabelled = bulk.to_records(np.array([1]), images[:1], None)
+    unlabelled = ingest_rows.to_records(np.array([1]), images[:1], None)
     assert unlabelled.tobytes()[4:8] == (-1).to_bytes(4, "big", signed=True)
 
 
 def test_staged_files_hold_every_record_once_in_order(tmp_path):
-    records = bulk.to_records(np.arange(10), np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10)
+    records = ingest_rows.to_records(np.arange(10), np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10)
     paths = bulk.stage_records(records, tmp_path / "rows", files=3)
-    back = np.concatenate([np.fromfile(p, dtype=bulk.RECORD) for p in paths])
+    back = np.concatenate([np.fromfile(p, dtype=ingest_rows.RECORD) for p in paths])
     assert len(paths) == 3 and back["id"].tolist() == list(range(10))
     assert len(bulk.stage_records(records[:2], tmp_path / "few", files=8)) == 2  # never an empty file
 

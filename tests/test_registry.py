@@ -18,9 +18,12 @@ from conftest import BIN, ROOT, last_json, run
 from digitforge.registry import artifacts
 from digitforge.core import config
 from digitforge.inference import modules as inference
-from digitforge.registry import read as registry
+from digitforge.inference.scoring import probabilities
+from digitforge.registry import aliases as registry_aliases
+from digitforge.registry import read as registry_read
+from digitforge.registry import write as registry_write
 from digitforge.core.cql import apply_schema, session
-from digitforge.training.models import build_model
+from digitforge.training.models import build_model, normalise
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
@@ -54,7 +57,7 @@ def add_model(cfg: dict, arch: str = "net", seed: int = 0, accuracy: float = 0.1
     lineage = {"snapshot": "/snapshots/mnist/v1", "rows": {"train": 1000, "test": 1000},
                "source": {"keyspace": "ks", "tables": {"train": "raw_train", "test": "raw_test"}},
                "code_version": "test"}
-    return registry.register(conf, "mnist", result, conf, lineage, comments), model
+    return registry_write.register(conf, "mnist", result, conf, lineage, comments), model
 
 
 def cli(reg, *args, check=True):
@@ -112,8 +115,8 @@ def models(reg):
     a, model_a = add_model(cfg, "net", 1, accuracy=0.91, loss=0.20, comments="A")
     b, _ = add_model(cfg, "mlp", 2, accuracy=0.95, loss=0.30, comments="B")
     c, model_c = add_model(cfg, "lenet5", 3, accuracy=0.93, loss=0.25, comments="C")
-    registry.promote(cfg, "mnist", a, reason="first")
-    registry.promote(cfg, "mnist", c, reason="lenet5 is steadier")
+    registry_aliases.promote(cfg, "mnist", a, reason="first")
+    registry_aliases.promote(cfg, "mnist", c, reason="lenet5 is steadier")
     px, labels = images(N_PREDICT + N_LEGACY, 7)
     with session(cfg, reg["ks"]) as s:
         ins = s.prepare("INSERT INTO raw_predict (id, label, pixels) VALUES (?, null, ?)")
@@ -164,13 +167,13 @@ def test_list_and_best_by_accuracy_or_loss(reg, models):
 
 
 def test_load_model_by_alias_or_id_returns_the_registered_network(reg, models):
-    champion = registry.load_model("champion", dataset="mnist", cfg=reg["cfg"])
+    champion = registry_read.load_model("champion", dataset="mnist", cfg=reg["cfg"])
     assert not champion.training and weights_equal(champion, models["model_C"])
     assert champion.digitforge["id"] == str(models["C"])
-    by_id = registry.load_model(str(models["A"]), dataset="mnist", cfg=reg["cfg"])
+    by_id = registry_read.load_model(str(models["A"]), dataset="mnist", cfg=reg["cfg"])
     assert weights_equal(by_id, models["model_A"])
     with torch.no_grad():
-        out = by_id(inference.normalise(torch.zeros(3, 784, dtype=torch.uint8)))
+        out = by_id(normalise(torch.zeros(3, 784, dtype=torch.uint8)))
     assert out.shape == (3, 10)
 
 
@@ -192,7 +195,7 @@ def test_export_writes_the_stored_safetensors_and_a_json(reg, models, tmp_path):
 # ------------------------------------------------------------------------------------------ aliases
 
 def test_promotions_keep_their_history(reg, models):
-    champion = next(a for a in registry.aliases(reg["cfg"], "mnist") if a["alias"] == "champion")
+    champion = next(a for a in registry_aliases.list_aliases(reg["cfg"], "mnist") if a["alias"] == "champion")
     assert champion["model_id"] == str(models["C"])
     newest, first = champion["history"]
     assert (newest["from"], newest["to"], newest["reason"]) == (str(models["A"]), str(models["C"]), "lenet5 is steadier")
@@ -206,7 +209,7 @@ def test_promotions_keep_their_history(reg, models):
 
 
 def test_unknown_model_or_alias_is_a_clear_error_and_changes_nothing(reg, models):
-    before = registry.aliases(reg["cfg"], "mnist")
+    before = registry_aliases.list_aliases(reg["cfg"], "mnist")
     ghost = uuid.uuid4()
     for args, message in [
         (("promote", str(ghost)), f"model {ghost} is not in {reg['ks']}.models"),
@@ -219,7 +222,7 @@ def test_unknown_model_or_alias_is_a_clear_error_and_changes_nothing(reg, models
         proc = cli(reg, *args, check=False)
         assert proc.returncode == 2, args
         assert message in proc.stderr, (args, proc.stderr)
-    assert registry.aliases(reg["cfg"], "mnist") == before
+    assert registry_aliases.list_aliases(reg["cfg"], "mnist") == before
     assert not os.path.exists("/tmp/never-written")
 
 
@@ -230,7 +233,7 @@ def test_concurrent_promotions_never_lose_a_change(reg, models):
 
     def promote(mid, i):
         try:
-            registry.promote(reg["cfg"], "mnist", mid, alias="race", reason=f"thread {i}", attempts=20)
+            registry_aliases.promote(reg["cfg"], "mnist", mid, alias="race", reason=f"thread {i}", attempts=20)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -240,7 +243,7 @@ def test_concurrent_promotions_never_lose_a_change(reg, models):
     for t in threads:
         t.join()
     assert not errors
-    race = next(a for a in registry.aliases(reg["cfg"], "mnist") if a["alias"] == "race")
+    race = next(a for a in registry_aliases.list_aliases(reg["cfg"], "mnist") if a["alias"] == "race")
     chain = list(reversed(race["history"]))
     assert chain[0]["from"] is None and race["model_id"] == chain[-1]["to"]
     assert all(later["from"] == earlier["to"] for earlier, later in zip(chain, chain[1:]))
@@ -254,8 +257,8 @@ def test_corrupt_chunk_is_named_and_nothing_is_exported(reg, tmp_path):
     with session(cfg, reg["ks"]) as s:
         s.execute("UPDATE model_chunks SET data = %s WHERE model_id = %s AND artifact = 'network' AND seq = 1",
                   (b"\x00" * 32768, mid))
-    with pytest.raises(registry.ArtifactError, match=rf"model {mid} network: chunk 1 of 3 is corrupt"):
-        registry.load_model(str(mid), cfg=cfg)
+    with pytest.raises(registry_read.ArtifactError, match=rf"model {mid} network: chunk 1 of 3 is corrupt"):
+        registry_read.load_model(str(mid), cfg=cfg)
     proc = cli(reg, "export", str(mid), str(tmp_path / "out"), check=False)
     assert proc.returncode == 2 and f"model {mid} network: chunk 1 of 3 is corrupt" in proc.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -266,8 +269,8 @@ def test_missing_chunk_is_named(reg):
     mid, _ = add_model(cfg, "net", 12)
     with session(cfg, reg["ks"]) as s:
         s.execute("DELETE FROM model_chunks WHERE model_id = %s AND artifact = 'network' AND seq = 2", (mid,))
-    with pytest.raises(registry.ArtifactError, match=rf"model {mid} network: chunk 2 of 3 missing"):
-        registry.load_model(str(mid), cfg=cfg)
+    with pytest.raises(registry_read.ArtifactError, match=rf"model {mid} network: chunk 2 of 3 missing"):
+        registry_read.load_model(str(mid), cfg=cfg)
 
 
 def test_inline_artifact_checksum_mismatch(reg):
@@ -275,18 +278,18 @@ def test_inline_artifact_checksum_mismatch(reg):
     other = artifacts.weights_to_bytes(build_model("net").state_dict())
     with session(reg["cfg"], reg["ks"]) as s:
         s.execute("UPDATE models SET network = %s WHERE id = %s", (other, mid))
-    with pytest.raises(registry.ArtifactError, match=rf"model {mid}: network checksum mismatch"):
-        registry.load_model(str(mid), cfg=reg["cfg"])
+    with pytest.raises(registry_read.ArtifactError, match=rf"model {mid}: network checksum mismatch"):
+        registry_read.load_model(str(mid), cfg=reg["cfg"])
 
 
 def test_unknown_architecture_names_the_model_and_alias(reg):
     mid, _ = add_model(reg["cfg"], "net", 14)
     with session(reg["cfg"], reg["ks"]) as s:
         s.execute("UPDATE models SET architecture = 'resnet9000' WHERE id = %s", (mid,))
-    registry.promote(reg["cfg"], "mnist", mid, alias="broken")
+    registry_aliases.promote(reg["cfg"], "mnist", mid, alias="broken")
     with pytest.raises(inference.UnknownArchitecture,
                        match=rf"model {mid} \(alias 'broken'\): architecture 'resnet9000' is not known"):
-        registry.load_model("broken", cfg=reg["cfg"])
+        registry_read.load_model("broken", cfg=reg["cfg"])
 
 
 def test_original_demo_pickle_is_never_loaded(reg):
@@ -294,8 +297,8 @@ def test_original_demo_pickle_is_never_loaded(reg):
     with session(reg["cfg"], reg["ks"]) as s:  # what the original demo wrote: a pickle, no checksum
         s.execute("INSERT INTO models (id, network, upload_date, comments, architecture) VALUES (%s, %s, toTimestamp(now()), 'loss 0.1', 'net')",
                   (mid, pickle.dumps({"conv1.weight": [0.0]})))
-    with pytest.raises(registry.ArtifactError, match=rf"model {mid}: network has no sha256 and holds a pickle"):
-        registry.load_model(str(mid), cfg=reg["cfg"])
+    with pytest.raises(registry_read.ArtifactError, match=rf"model {mid}: network has no sha256 and holds a pickle"):
+        registry_read.load_model(str(mid), cfg=reg["cfg"])
     with session(reg["cfg"], reg["ks"]) as s:
         s.execute("DELETE FROM models WHERE id = %s", (mid,))
 
@@ -317,7 +320,7 @@ def _leftovers(reg, mid) -> list:
 def test_failed_chunk_write_leaves_no_model_row_and_no_chunks(reg, monkeypatch):
     cfg = config.apply_overrides(reg["cfg"], ["registry.chunk_bytes=32768"])
     before, seen = _model_ids(reg), []
-    real = registry._write_chunk
+    real = registry_write._write_chunk
 
     def failing(s, model_id, artifact, seq, data):
         seen.append(model_id)
@@ -325,7 +328,7 @@ def test_failed_chunk_write_leaves_no_model_row_and_no_chunks(reg, monkeypatch):
             raise OSError("injected: the node went away")
         real(s, model_id, artifact, seq, data)
 
-    monkeypatch.setattr(registry, "_write_chunk", failing)
+    monkeypatch.setattr(registry_write, "_write_chunk", failing)
     with pytest.raises(OSError, match="injected"):
         add_model(cfg, "net", 21)
     assert _model_ids(reg) == before
@@ -335,7 +338,7 @@ def test_failed_chunk_write_leaves_no_model_row_and_no_chunks(reg, monkeypatch):
 def test_failed_index_write_removes_the_model_again(reg, monkeypatch):
     cfg = config.apply_overrides(reg["cfg"], ["registry.chunk_bytes=32768"])
     before, seen = _model_ids(reg), []
-    real = registry._write_index
+    real = registry_write._write_index
 
     def failing(s, m, delete=False, class_names=None):
         seen.append(m["id"])
@@ -343,7 +346,7 @@ def test_failed_index_write_removes_the_model_again(reg, monkeypatch):
             raise OSError("injected: batch failed")
         real(s, m, delete, class_names)
 
-    monkeypatch.setattr(registry, "_write_index", failing)
+    monkeypatch.setattr(registry_write, "_write_index", failing)
     with pytest.raises(OSError, match="injected"):
         add_model(cfg, "net", 22)
     assert _model_ids(reg) == before
@@ -371,8 +374,8 @@ def test_schema_apply_upgrades_a_walking_skeleton_keyspace(cassandra_node):
         with session(cfg) as s:
             s.cluster.refresh_table_metadata(ks, "models")
             assert {"network_chunks", "optimizer_size"} <= set(s.cluster.metadata.keyspaces[ks].tables["models"].columns)
-        assert registry.load_model(str(mid), cfg=cfg).layers[1].in_features == 784
-        assert registry.reindex(cfg, "mnist") == 1
+        assert registry_read.load_model(str(mid), cfg=cfg).layers[1].in_features == 784
+        assert registry_write.reindex(cfg, "mnist") == 1
         out = cqlsh("-e", f"SELECT id FROM {ks}.models_by_date WHERE dataset = 'mnist'")
         assert str(mid) in out
     finally:
@@ -414,7 +417,7 @@ def _predictions(reg, source: str) -> dict:
 
 
 def _local(model: torch.nn.Module, px: np.ndarray) -> np.ndarray:
-    return inference.probabilities(model, px)
+    return probabilities(model, px)
 
 
 def test_predict_job_writes_each_row_once_per_model(reg, models):

@@ -10,8 +10,9 @@ from digitforge.registry import artifacts
 from digitforge.registry import chunks
 from digitforge.core import cql
 from digitforge.inference import modules as inference
-from digitforge.training.models import build_model
-from digitforge.registry.read import class_rows
+from digitforge.inference.batch import predict_batches
+from digitforge.training.models import build_model, normalise
+from digitforge.registry.metrics import class_rows
 
 
 def test_small_artifacts_stay_inline_large_ones_split_in_order():
@@ -69,12 +70,12 @@ def test_predict_batches_builds_once_and_matches_the_module():
     images = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
     pdf = pd.DataFrame({"id": np.arange(5, dtype=np.int32), "label": [1, None, 3, None, 5],
                         "pixels": [r.tobytes() for r in images]})
-    out = pd.concat(inference.predict_batches("mlp", bc)(iter([pdf.iloc[:2], pdf.iloc[2:]])))
+    out = pd.concat(predict_batches("mlp", bc)(iter([pdf.iloc[:2], pdf.iloc[2:]])))
     with torch.no_grad():
-        expected = torch.softmax(model(inference.normalise(torch.from_numpy(images))), 1).numpy()
+        expected = torch.softmax(model(normalise(torch.from_numpy(images))), 1).numpy()
     assert out["id"].tolist() == [0, 1, 2, 3, 4]
     assert out["predicted"].tolist() == expected.argmax(1).tolist()
     np.testing.assert_allclose(np.stack(out["probabilities"]), expected, rtol=1e-5)
     bad = pdf.assign(pixels=[b"\x00" * 784] * 4 + [b"\x00" * 10])
     with pytest.raises(ValueError, match="row id 4: pixels has 10 bytes, expected 784"):
-        list(inference.predict_batches("mlp", bc)(iter([bad])))
+        list(predict_batches("mlp", bc)(iter([bad])))

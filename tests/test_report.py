@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from digitforge.registry import artifacts
-from digitforge.report import render as report
+from digitforge.report.charts import first_conv_weight, misclassified_grid
+from digitforge.report.inputs import ReportInputs
+from digitforge.report.render import CHARTS, write_comparison, write_report
+from digitforge.report.summary import class_table
 from digitforge.training.models import build_model
 
 DIGITS = [str(i) for i in range(10)]
@@ -27,7 +30,7 @@ def fake_inputs(architecture="net", dataset="mnist", names=DIGITS, error_rate=0.
              "config": {"train": {"architecture": architecture, "epochs": 3, "lr": 0.002}},
              "metrics": {"confusion_matrix": cm.tolist(), "history": history, "test_rows": n},
              "lineage": {"snapshot_version": "20260101T000000000000Z"}}
-    return report.ReportInputs(
+    return ReportInputs(
         model=model, class_names=names, state_dict=build_model(architecture).state_dict(),
         test_images=rng.integers(0, 256, (n, 28, 28)).astype(np.uint8), test_labels=labels,
         test_predictions=preds, test_confidences=rng.random(n),
@@ -44,9 +47,9 @@ def referenced_images(page):
 
 
 def test_report_writes_every_chart_and_the_page_shows_them(tmp_path):
-    page = report.write_report(fake_inputs(), tmp_path / "r")
+    page = write_report(fake_inputs(), tmp_path / "r")
     images = referenced_images(page)
-    assert sorted(images) == sorted(f"{c}.png" for c in report.CHARTS)
+    assert sorted(images) == sorted(f"{c}.png" for c in CHARTS)
     for name in images:
         assert_png(page.parent / name)
     text = page.read_text()
@@ -55,34 +58,34 @@ def test_report_writes_every_chart_and_the_page_shows_them(tmp_path):
 
 
 def test_mlp_report_skips_the_filters_with_a_note(tmp_path):
-    page = report.write_report(fake_inputs("mlp"), tmp_path)
+    page = write_report(fake_inputs("mlp"), tmp_path)
     assert "filters.png" not in referenced_images(page)
     assert "has no convolution layer" in page.read_text()
     assert not (tmp_path / "filters.png").exists()
 
 
 def test_first_conv_weight_is_the_first_4d_tensor():
-    name, w = report.first_conv_weight(build_model("lenet5").state_dict())
+    name, w = first_conv_weight(build_model("lenet5").state_dict())
     assert name == "features.0.weight" and w.shape == (20, 1, 5, 5)
-    assert report.first_conv_weight(build_model("mlp").state_dict()) is None
+    assert first_conv_weight(build_model("mlp").state_dict()) is None
     # read back from safetensors the tensors come in another order: still conv1, not conv2
     stored = artifacts.weights_from_bytes(artifacts.weights_to_bytes(build_model("net").state_dict()))
-    assert report.first_conv_weight(stored)[0] == "conv1.weight"
+    assert first_conv_weight(stored)[0] == "conv1.weight"
 
 
 def test_misclassified_grid_counts_the_wrong_ones(tmp_path):
     images = np.zeros((5, 28, 28), np.uint8)
-    path, n_wrong = report.misclassified_grid(images, [1, 2, 3, 4, 5], [1, 0, 3, 0, 5], DIGITS, tmp_path / "m.png")
+    path, n_wrong = misclassified_grid(images, [1, 2, 3, 4, 5], [1, 0, 3, 0, 5], DIGITS, tmp_path / "m.png")
     assert n_wrong == 2
     assert_png(path)
-    _, none_wrong = report.misclassified_grid(images, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], DIGITS, tmp_path / "n.png")
+    _, none_wrong = misclassified_grid(images, [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], DIGITS, tmp_path / "n.png")
     assert none_wrong == 0
 
 
 def test_class_table_from_the_confusion_matrix():
     cm = np.zeros((10, 10), int)
     cm[0, 0], cm[0, 1], cm[1, 1] = 8, 2, 10
-    rows = report.class_table({"confusion_matrix": cm.tolist()})
+    rows = class_table({"confusion_matrix": cm.tolist()})
     assert rows[0]["recall"] == 0.8 and rows[1]["precision"] == pytest.approx(10 / 12)
     assert rows[0]["support"] == 10
 
@@ -90,10 +93,10 @@ def test_class_table_from_the_confusion_matrix():
 def test_comparison_digits_vs_fashion_side_by_side_with_deltas(tmp_path):
     digits = fake_inputs("net", "mnist", DIGITS, error_rate=0.02, seed=1)
     fashion = fake_inputs("net", "fashion-mnist", FASHION, error_rate=0.2, seed=2)
-    page = report.write_comparison(digits, fashion, tmp_path)
+    page = write_comparison(digits, fashion, tmp_path)
     images = referenced_images(page)
     assert "per_class_f1.png" in images
-    assert {f"a_{c}.png" for c in report.CHARTS} | {f"b_{c}.png" for c in report.CHARTS} <= set(images)
+    assert {f"a_{c}.png" for c in CHARTS} | {f"b_{c}.png" for c in CHARTS} <= set(images)
     for name in images:
         assert_png(page.parent / name)
     text = page.read_text()

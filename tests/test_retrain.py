@@ -16,8 +16,10 @@ import pytest
 from conftest import BIN, ROOT, last_json, run
 from digitforge.registry import artifacts
 from digitforge.core import config
-from digitforge.registry import read as registry
-from digitforge.retrain import decision as retrain
+from digitforge.registry import aliases as registry_aliases
+from digitforge.registry import read as registry_read
+from digitforge.registry import write as registry_write
+from digitforge.retrain import records
 from digitforge.core.cql import apply_schema, session
 from digitforge.retrain.lease import Lease, LeaseStore
 from digitforge.training.models import build_model
@@ -64,8 +66,8 @@ def register_untrained_champion(env) -> str:
     cfg = config.resolve(["train.epochs=8", "train.lr=0.01"])
     result = {"weights": artifacts.weights_to_bytes(build_model("net").state_dict()), "test_accuracy": 0.1,
               "test_loss": 2.3, "train_seconds": 0.0, "metrics": {"history": []}}
-    model_id = str(registry.register(env["cfg"], "mnist", result, cfg, {"note": "untrained, for the test"}, "untrained"))
-    registry.promote(env["cfg"], "mnist", model_id, reason="test setup: an untrained champion")
+    model_id = str(registry_write.register(env["cfg"], "mnist", result, cfg, {"note": "untrained, for the test"}, "untrained"))
+    registry_aliases.promote(env["cfg"], "mnist", model_id, reason="test setup: an untrained champion")
     return model_id
 
 
@@ -80,12 +82,12 @@ def test_a_better_challenger_is_promoted(env, better):
     assert out["promoted"] is True
     assert out["champion"]["id"] == untrained and out["challenger"]["accuracy"] > out["champion"]["accuracy"] + 0.3
     assert out["champion"]["rows"] == out["challenger"]["rows"] == 200  # the same test rows for both
-    assert registry.show(env["cfg"], "mnist", "champion")["id"] == out["challenger"]["id"]
-    history = next(a for a in registry.aliases(env["cfg"], "mnist") if a["alias"] == "champion")["history"]
+    assert registry_read.show(env["cfg"], "mnist", "champion")["id"] == out["challenger"]["id"]
+    history = next(a for a in registry_aliases.list_aliases(env["cfg"], "mnist") if a["alias"] == "champion")["history"]
     assert history[0]["from"] == untrained and history[0]["to"] == out["challenger"]["id"]
     assert "better by at least the margin" in history[0]["reason"] and "accuracy" in history[0]["reason"]
     # it trained with the champion's stored config
-    assert registry.show(env["cfg"], "mnist", out["challenger"]["id"])["config"]["train"]["epochs"] == 8
+    assert registry_read.show(env["cfg"], "mnist", out["challenger"]["id"])["config"]["train"]["epochs"] == 8
 
 
 def test_the_run_writes_a_report_and_a_comparison(better):
@@ -99,13 +101,13 @@ def test_the_run_writes_a_report_and_a_comparison(better):
 
 
 def test_an_overlapping_run_is_refused_and_changes_nothing(env, better):
-    before = len(registry.list_models(env["cfg"], "mnist"))
+    before = len(registry_read.list_models(env["cfg"], "mnist"))
     snapshots = sorted((env["tmp"] / "snapshots" / "mnist").iterdir())
     with Lease(env["cfg"], env["ks"], "retrain", ttl_s=120) as held:
         proc = retrain_job(env, check=False)
     assert proc.returncode == 3
     assert f"held by {held.owner}" in proc.stdout + proc.stderr and "another run is in progress" in proc.stdout + proc.stderr
-    assert len(registry.list_models(env["cfg"], "mnist")) == before
+    assert len(registry_read.list_models(env["cfg"], "mnist")) == before
     assert sorted((env["tmp"] / "snapshots" / "mnist").iterdir()) == snapshots
 
 
@@ -135,8 +137,8 @@ def test_a_crashed_run_does_not_block_the_next_and_a_worse_challenger_is_not_pro
     assert out["promoted"] is False and out["champion"]["id"] == champion
     assert out["challenger"]["accuracy"] < out["champion"]["accuracy"]
     assert "not better: champion kept" in out["reason"]
-    assert registry.show(env["cfg"], "mnist", "champion")["id"] == champion
-    runs = retrain.runs(env["cfg"], env["ks"], "mnist")
+    assert registry_read.show(env["cfg"], "mnist", "champion")["id"] == champion
+    runs = records.runs(env["cfg"], env["ks"], "mnist")
     assert [r["promoted"] for r in runs[:2]] == [False, True]  # newest first
     assert runs[0]["champion_accuracy"] == out["champion"]["accuracy"]
     assert runs[0]["challenger_accuracy"] == out["challenger"]["accuracy"]

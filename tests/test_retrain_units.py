@@ -3,7 +3,8 @@ import pytest
 
 from digitforge.core import config
 from digitforge.report.data import parse_ref
-from digitforge.retrain.decision import challenger_config, decide
+from digitforge.retrain.challenger import challenger_config
+from digitforge.retrain.decision import decide
 
 
 def scores(i, acc, loss):

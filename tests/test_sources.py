@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import write_csv
+from digitforge.ingest import cql_writer
 from digitforge.ingest import load as ingest
+from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sources
 from digitforge.core.config import ConfigError
 from digitforge.core.errors import InputError
@@ -65,19 +67,19 @@ def test_idx_keeps_canonical_splits(make_idx_dataset):
 
 def test_arrow_rows_hold_the_image_bytes_without_copies_per_row():
     images, labels = labelled(5)
-    rows = ingest.to_arrow(np.array([7, 3, 9, 1, 2]), images, labels)
+    rows = ingest_rows.to_arrow(np.array([7, 3, 9, 1, 2]), images, labels)
     assert rows.column_names == ["id", "label", "pixels"]
     assert rows.column("id").to_pylist() == [7, 3, 9, 1, 2]
     assert rows.column("label").to_pylist() == labels.tolist()
     assert rows.column("pixels")[3].as_py() == images[3].tobytes()
-    assert ingest.to_arrow(np.arange(5), images, None).column("label").null_count == 5
+    assert ingest_rows.to_arrow(np.arange(5), images, None).column("label").null_count == 5
 
 
 def test_staged_parquet_splits_rows_into_files(tmp_path):
     import pyarrow.parquet as pq
 
     images, labels = labelled(10)
-    folder = ingest.stage(ingest.to_arrow(np.arange(10), images, labels), tmp_path / "s", files=4)
+    folder = cql_writer.stage(ingest_rows.to_arrow(np.arange(10), images, labels), tmp_path / "s", files=4)
     assert len(list(folder.glob("*.parquet"))) == 4
     assert pq.read_table(folder).num_rows == 10
 

@@ -118,7 +118,7 @@ def test_a_run_resumes_from_its_last_checkpoint(train_overrides, it_keyspace):
 
 
 def test_torchrun_entry_trains_from_streamed_shards(train_overrides):
-    proc = run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "digitforge.training.loop",
+    proc = run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "digitforge.training",
                 "--dataset", "mnist", "--architecture", "mlp", "--epochs", "2", "--set", "train.data=stream",
                 *train_overrides], timeout=600)
     result = last_json(proc.stdout)

@@ -14,10 +14,11 @@ from digitforge.registry import artifacts
 from digitforge.training import checkpoints
 from digitforge.core import config
 from digitforge.snapshot import shards
-from digitforge.training import prepare as train_setup
+from digitforge.training import prepare
 from digitforge.training.augment import random_affine
 from digitforge.training.models import build_model
-from digitforge.training.loop import autocast_dtype, epoch_seed, make_schedule
+from digitforge.training.data import epoch_seed
+from digitforge.training.optim import autocast_dtype, make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,7 +84,7 @@ def test_presets_resolve_and_flags_override_them():
 def test_schedules_and_precision():
     model = build_model("mlp")
     tc = config.resolve(["train.schedule=onecycle", "train.epochs=2", "train.lr=0.1", "train.optimizer=sgd"])["train"]
-    from digitforge.training.loop import make_optimizer
+    from digitforge.training.optim import make_optimizer
     opt = make_optimizer(model, tc)
     sched, per_batch = make_schedule(opt, tc, steps_per_epoch=10)
     assert per_batch and sched.total_steps == 20
@@ -140,24 +141,24 @@ def test_find_run_picks_the_newest_run_of_the_dataset_and_architecture(tmp_path)
 
 def test_resume_checks_name_what_cannot_change():
     before = _cfg(schedule="onecycle", epochs=4)["train"]
-    train_setup.check_resumable(before, dict(before), 2, "r")
+    prepare.check_resumable(before, dict(before), 2, "r")
     with pytest.raises(config.ConfigError, match=r"train.epochs \(4 -> 6\)"):
-        train_setup.check_resumable(before, dict(before, epochs=6), 2, "r")
+        prepare.check_resumable(before, dict(before, epochs=6), 2, "r")
     with pytest.raises(config.ConfigError, match=r"train.architecture \('net' -> 'mlp'\)"):
-        train_setup.check_resumable(before, dict(before, architecture="mlp"), 2, "r")
+        prepare.check_resumable(before, dict(before, architecture="mlp"), 2, "r")
     step = dict(before, schedule="step")
-    train_setup.check_resumable(step, dict(step, epochs=6), 4, "r")  # step decay can simply go on
+    prepare.check_resumable(step, dict(step, epochs=6), 4, "r")  # step decay can simply go on
     with pytest.raises(config.ConfigError, match="already trained 4 of 4 epochs"):
-        train_setup.check_resumable(step, step, 4, "r")
+        prepare.check_resumable(step, step, 4, "r")
 
 
 def test_resume_flag_continues_a_run_with_its_own_config(tmp_path):
     cfg = _cfg(architecture="mlp", lr=0.123, epochs=2, checkpoint_dir=str(tmp_path))
     run = checkpoints.start_run(tmp_path, "run-1", cfg)
     checkpoints.save(run, 2, b"w", b"o", {"history": []})
-    args = train_setup.parser("").parse_args(["--resume", "--architecture", "mlp", "--epochs", "3",
+    args = prepare.parser("").parse_args(["--resume", "--architecture", "mlp", "--epochs", "3",
                                               "--set", f"train.checkpoint_dir={tmp_path}"])
-    tc = train_setup.resolve_config(args)["train"]
+    tc = prepare.resolve_config(args)["train"]
     assert (tc["run_id"], tc["resume"], tc["lr"], tc["epochs"]) == ("run-1", True, 0.123, 3)
 
 

@@ -92,21 +92,23 @@ def main(argv=None) -> int:
             for ks in apply_schema(cfg):
                 print(f"schema applied: {ks}")
         elif args.command == "registry":
-            from digitforge.registry import read as registry
+            from digitforge.registry import aliases as registry_aliases
+            from digitforge.registry import read as registry_read
+            from digitforge.registry import write as registry_write
             if args.action == "list":
-                _print(registry.list_models(cfg, args.dataset), args.json)
+                _print(registry_read.list_models(cfg, args.dataset), args.json)
             elif args.action == "best":
-                _print(registry.best(cfg, args.dataset, args.by), args.json)
+                _print(registry_read.best(cfg, args.dataset, args.by), args.json)
             elif args.action == "show":
-                _print(registry.show(cfg, args.dataset, args.model), args.json)
+                _print(registry_read.show(cfg, args.dataset, args.model), args.json)
             elif args.action == "promote":
-                _print(registry.promote(cfg, args.dataset, args.model, args.alias, args.reason), args.json)
+                _print(registry_aliases.promote(cfg, args.dataset, args.model, args.alias, args.reason), args.json)
             elif args.action == "export":
-                _print(registry.export(cfg, args.dataset, args.model, args.path), args.json)
+                _print(registry_read.export(cfg, args.dataset, args.model, args.path), args.json)
             elif args.action == "aliases":
-                _print_aliases(registry.aliases(cfg, args.dataset), args.json)
+                _print_aliases(registry_aliases.list_aliases(cfg, args.dataset), args.json)
             elif args.action == "reindex":
-                _print({"dataset": args.dataset, "models": registry.reindex(cfg, args.dataset)}, args.json)
+                _print({"dataset": args.dataset, "models": registry_write.reindex(cfg, args.dataset)}, args.json)
         elif args.command == "report":
             from digitforge.report import data as report_data
             if args.compare:
@@ -116,8 +118,8 @@ def main(argv=None) -> int:
                 page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
             print(json.dumps({"report": str(page)}) if args.json else page)
         elif args.command == "retrain":
-            from digitforge.retrain import decision as retrain
-            runs = retrain.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
+            from digitforge.retrain import records
+            runs = records.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
             if args.json:
                 print(json.dumps(runs, indent=2))
             for r in [] if args.json else runs:

@@ -1,5 +1,6 @@
-"""Evaluate a model on rows in memory (the driver): the retrain job scores champion and challenger on
-the very same test rows with this one function, and reports take predictions from it."""
+"""A model on rows in memory (the driver, or a notebook): class probabilities, and the evaluation the
+retrain job scores champion and challenger with on the very same test rows (reports take their
+predictions from it too)."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,3 +33,13 @@ def evaluate(module: torch.nn.Module, pixels_u8: np.ndarray, labels: np.ndarray,
     confusion = torch.bincount(labels_t * NUM_CLASSES + pred, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
     return {"accuracy": float((pred == labels_t).sum()) / n, "loss": loss / n, "rows": n,
             "confusion_matrix": confusion.tolist(), "predictions": pred.numpy(), "confidences": torch.cat(confs).numpy()}
+
+
+@torch.no_grad()
+def probabilities(module: torch.nn.Module, pixels_u8: np.ndarray, batch_rows: int = 1024) -> np.ndarray:
+    """Softmax class probabilities, (n, classes) float32."""
+    out = []
+    for start in range(0, len(pixels_u8), batch_rows):
+        x = normalise(torch.from_numpy(pixels_u8[start:start + batch_rows].copy()))  # frombuffer is read-only
+        out.append(torch.softmax(module(x), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)

@@ -4,7 +4,7 @@ Rows are compact: (id int, label int, pixels blob of 784 bytes). The driver stag
 files (built without a Python object per row), so the executors read their share in parallel instead of
 receiving the whole batch inside one huge task, and the JVM writes it with no Python worker. Two writers
 (ingest.writer): SSTables written by the tasks and imported whole by a node on this machine
-(digitforge.bulk, from fixed-width record files), or the connector's unlogged batches of many rows for any
+(ingest/sstable_writer.py, from fixed-width record files; ingest/cql_writer.py otherwise), or the connector's unlogged batches of many rows for any
 cluster (from Parquet). Every write is an upsert by id, so writing the same rows again never duplicates.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import shutil
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,6 @@ from digitforge.core.errors import InputError
 from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
-ROW_SCHEMA = "id int, label int, pixels binary"
 
 
 class LostRowsError(RuntimeError):
@@ -44,52 +42,11 @@ def to_rows(images: np.ndarray, labels: np.ndarray | None, first_id: int = 0) ->
     })
 
 
-def to_arrow(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None):
-    """The rows as an Arrow table (id int32, label int32 or null, pixels binary): the pixel column's
-    values are the images' own bytes, cut every 784 bytes by an offsets array. Pure."""
-    import pyarrow as pa
-
-    n = len(ids)
-    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(n, -1)
-    if flat.shape[1] != PIXELS:
-        raise ValueError(f"expected {PIXELS} pixels per image, got {flat.shape[1]}")
-    offsets = np.arange(0, PIXELS * (n + 1), PIXELS, dtype=np.int32)
-    pixels = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(flat)])
-    label = pa.array(labels.astype(np.int32)) if labels is not None else pa.nulls(n, pa.int32())
-    return pa.table({"id": pa.array(np.asarray(ids, dtype=np.int32)), "label": label, "pixels": pixels})
-
-
-def stage(rows, folder: Path, files: int) -> Path:
-    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder."""
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=False)
-    n = rows.num_rows
-    files = max(1, min(files, n))
-    for k in range(files):
-        start, stop = k * n // files, (k + 1) * n // files
-        pq.write_table(rows.slice(start, stop - start), folder / f"part-{k:05d}.parquet", compression="none")
-    return folder
-
-
-def output_options(icfg: dict) -> dict[str, str]:
-    """Connector write settings for one write (spark.cassandra.output.*), from the `ingest:` config.
-    Unlogged batches of many rows cut requests ~40x; grouped by replica set they stay correct on a
-    cluster (on one node every row shares the replica set). Keep batches under the node's
-    batch_size_warn_threshold (64 KiB here)."""
-    return {
-        "spark.cassandra.output.batch.grouping.key": str(icfg["batch_grouping_key"]),
-        "spark.cassandra.output.batch.size.bytes": str(icfg["batch_size_bytes"]),
-        "spark.cassandra.output.concurrent.writes": str(icfg["concurrent_writes"]),
-    }
-
-
 def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> float:
     """Stage every batch and write it to keyspace.<batch.table> with `writer` (sstable: one Spark job for all
     tables; cql: the connector, table by table). Returns the seconds it took."""
-    from digitforge.ingest import sstable_writer as bulk
     from digitforge.core.config import project_path
-    from digitforge.core.spark import CASSANDRA_FORMAT
+    from digitforge.ingest import cql_writer, sstable_writer
 
     icfg = cfg["ingest"]
     # One partition per executor core by default: the SSTable writer then leaves a few large SSTables,
@@ -98,13 +55,8 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> f
     started = time.time()
     folder = project_path(icfg["staging_dir"]) / f"{keyspace}-{uuid.uuid4().hex[:8]}"
     try:
-        if writer == "sstable":
-            bulk.write_batches(spark, cfg, batches, keyspace, folder, partitions)
-        else:
-            for b in batches:
-                staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
-                (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
-                 .options(keyspace=keyspace, table=b.table, **output_options(icfg)).mode("append").save())
+        module = sstable_writer if writer == "sstable" else cql_writer
+        module.write_batches(spark, cfg, batches, keyspace, folder, partitions)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return time.time() - started

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitforge.ingest.idx import PIXELS
+from digitforge.ingest.rows import RAW_COLUMNS, to_records
 
 log = logging.getLogger(__name__)
-RECORD = np.dtype([("id", ">i4"), ("label", ">i4"), ("pixels", "u1", (PIXELS,))])
-
-# The raw tables' columns, in the order the SSTable writer takes them (schema/*.cql).
-RAW_COLUMNS = (("id", "int"), ("label", "int"), ("pixels", "blob"))
 
 
 class BulkLoadError(RuntimeError):
@@ -101,17 +97,6 @@ def check_raw_columns(session, keyspace: str, table: str) -> None:
     if found != dict(RAW_COLUMNS) or [c.name for c in meta.partition_key] != ["id"]:
         raise InputError(f"{keyspace}.{table}", f"columns {found} are not the raw tables' {dict(RAW_COLUMNS)} "
                          "keyed by id; write it with --set ingest.writer=cql")
-
-
-def to_records(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """Rows as fixed-width records, the layout the SSTable writer tasks read (SparkSSTableWriter.RECORD_BYTES):
-    id int32, label int32 (-1 when unlabelled), 784 pixel bytes; big-endian. Pure."""
-    n = len(ids)
-    records = np.empty(n, dtype=RECORD)
-    records["id"] = ids
-    records["label"] = -1 if labels is None else labels
-    records["pixels"] = np.ascontiguousarray(images, dtype=np.uint8).reshape(n, PIXELS)
-    return records
 
 
 def stage_records(records: np.ndarray, folder: Path, files: int) -> list[str]:

@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from digitforge.registry import artifacts
-from digitforge.report import render as report
+from digitforge.report.inputs import ReportInputs
+from digitforge.report.render import write_comparison, write_report
 from digitforge.snapshot import read as rows
 from digitforge.core.config import dataset_info, project_path
 from digitforge.inference.scoring import evaluate
@@ -64,12 +65,12 @@ def build_module(architecture: str, weights: bytes, what: str):
 
 
 def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict | None,
-           test: rows.Rows | None = None, scored: dict | None = None) -> report.ReportInputs:
+           test: rows.Rows | None = None, scored: dict | None = None) -> ReportInputs:
     """ReportInputs for one model (`model`: the registry's details of it). `test` rows are read from
     the snapshot or Cassandra unless given; `scored` is the model's evaluate() on them, if done."""
     class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(10)]
     test = test if test is not None else test_rows(cfg, dataset, manifest)
-    inp = report.ReportInputs(model=model, class_names=class_names, state_dict=artifacts.weights_from_bytes(weights),
+    inp = ReportInputs(model=model, class_names=class_names, state_dict=artifacts.weights_from_bytes(weights),
                               label_counts=label_counts(manifest),
                               misclassified_limit=int(cfg.get("report", {}).get("misclassified", 40)))
     if test is not None:
@@ -103,17 +104,17 @@ def out_dir(cfg: dict, name: str) -> Path:
     return project_path(cfg["report"]["root"]) / name
 
 
-def registered_inputs(cfg: dict, dataset: str, ref: str) -> report.ReportInputs:
-    from digitforge.registry import read as registry
+def registered_inputs(cfg: dict, dataset: str, ref: str) -> ReportInputs:
+    from digitforge.registry import read as registry_read
 
-    details, weights = registry.fetch(cfg, dataset, ref)
+    details, weights = registry_read.fetch(cfg, dataset, ref)
     return inputs(cfg, dataset, details, weights, manifest_of(details.get("lineage")))
 
 
 def model_report(cfg: dict, dataset: str, ref: str, out: str | Path | None = None) -> Path:
     """`digitforge report MODEL`: the report of a registered model (id or alias). Returns index.html."""
     inp = registered_inputs(cfg, dataset, ref)
-    page = report.write_report(inp, out or out_dir(cfg, inp.model["id"]))
+    page = write_report(inp, out or out_dir(cfg, inp.model["id"]))
     log.info("report of model %s: %s", inp.model["id"], page)
     return page
 
@@ -121,7 +122,7 @@ def model_report(cfg: dict, dataset: str, ref: str, out: str | Path | None = Non
 def compare_report(cfg: dict, a: tuple[str, str], b: tuple[str, str], out: str | Path | None = None) -> Path:
     """`digitforge report --compare A B`: two registered models side by side. Returns compare.html."""
     ia, ib = registered_inputs(cfg, *a), registered_inputs(cfg, *b)
-    page = report.write_comparison(ia, ib, out or out_dir(cfg, f"compare-{ia.model['id'][:8]}-{ib.model['id'][:8]}"))
+    page = write_comparison(ia, ib, out or out_dir(cfg, f"compare-{ia.model['id'][:8]}-{ib.model['id'][:8]}"))
     log.info("comparison of %s and %s: %s", ia.model["id"], ib.model["id"], page)
     return page
 
@@ -133,7 +134,7 @@ def trained_model_report(cfg: dict, dataset: str, model_id, result: dict, lineag
     if not cfg.get("report", {}).get("enabled", True):
         return None
     try:
-        page = report.write_report(inputs(cfg, dataset, model_record(cfg, dataset, model_id, result, lineage),
+        page = write_report(inputs(cfg, dataset, model_record(cfg, dataset, model_id, result, lineage),
                                           result["weights"], manifest, test), out_dir(cfg, str(model_id)))
     except Exception as e:  # the model is registered; a missing report must not turn that into a failure
         log.warning("report of model %s not written: %s", model_id, e)

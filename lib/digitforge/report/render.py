@@ -1,229 +1,21 @@
-"""Model reports: PNG charts and one HTML page per model, and a page comparing two models.
+"""Model reports: one HTML page per model with its charts, and a page comparing two models.
 
-Pure functions of plain inputs (lists, numpy arrays, a state_dict): no database, no Spark. The figures
-are drawn on matplotlib Figure objects (the Agg renderer, no pyplot and no global state), so they
-render anywhere, headless and in threads. lib/digitforge/report_data.py gathers the inputs.
+Pure functions of plain inputs (ReportInputs): no database, no Spark. report/data.py gathers the inputs.
 """
 from __future__ import annotations
 
 import html
 import json
-import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
+from digitforge.report.charts import (confusion_heatmap, conv_filters, label_balance, misclassified_grid,
+                                      per_class_bars, training_curves)
+from digitforge.report.inputs import ReportInputs
+from digitforge.report.summary import class_table, headline, verdict
 
-NUM_CLASSES = 10
-DPI = 100
 CHARTS = {"curves": "Training curves", "confusion": "Confusion matrix", "filters": "First-layer filters",
           "misclassified": "Misclassified test images", "balance": "Label balance"}
 
-
-@dataclass
-class ReportInputs:
-    """What one model's report shows. `model` is the registry's record of it (id, dataset, architecture,
-    test_accuracy, test_loss, config, metrics with confusion_matrix / per_class / history, lineage)."""
-    model: dict
-    class_names: list[str]
-    state_dict: dict | None = None             # the weights (torch tensors or numpy arrays)
-    test_images: np.ndarray | None = None      # (N, 28, 28) uint8, the test rows the model was run on
-    test_labels: np.ndarray | None = None      # (N,)
-    test_predictions: np.ndarray | None = None  # (N,)
-    test_confidences: np.ndarray | None = None  # (N,) probability of the predicted class, optional
-    label_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> 10 counts
-    test_source: str = ""                      # where the test rows came from (shown under the grid)
-    misclassified_limit: int = 40              # images in the misclassified grid
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
-
-
-def _array(t) -> np.ndarray:
-    if hasattr(t, "detach"):  # a torch tensor (without importing torch here)
-        t = t.detach().cpu().float().numpy()
-    return np.asarray(t)
-
-
-# ------------------------------------------------------------------------------------------- charts
-
-def training_curves(history: list[dict], path: Path, title: str = "") -> Path:
-    """Train and test loss (left) and test accuracy (right) per epoch."""
-    fig = Figure(figsize=(9, 3.4))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
-    ax_loss.plot(epochs, [h["test_loss"] for h in history], "s-", label="test loss")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_loss.legend()
-    acc = [100 * h["test_accuracy"] for h in history]
-    ax_acc.plot(epochs, acc, "o-", color="tab:green")
-    for e, a in zip(epochs, acc):
-        ax_acc.annotate(f"{a:.2f}", (e, a), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
-    ax_acc.set(xlabel="epoch", ylabel="%", title="test accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        if epochs:
-            ax.set_xticks(epochs if len(epochs) <= 20 else epochs[::max(1, len(epochs) // 10)])
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
-
-
-def confusion_heatmap(confusion, class_names: list[str], path: Path, title: str = "") -> Path:
-    """Rows: true class, columns: predicted. Colour: share of the true class (so rare classes show too);
-    numbers: counts."""
-    cm = np.asarray(confusion, dtype=np.int64)
-    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig = Figure(figsize=(6.4, 5.6))
-    ax = fig.subplots()
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    n = len(cm)
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else ("tab:red" if i != j else "black"))
-    ax.set_xticks(range(n), [str(c) for c in class_names[:n]], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [str(c) for c in class_names[:n]], fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (test)")
-    return _save(fig, path)
-
-
-def _natural(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def first_conv_weight(state_dict: dict) -> tuple[str, np.ndarray] | None:
-    """(name, (out, in, kh, kw) array) of the first convolution: the 4-D weight that reads the
-    1-channel image (the first such by layer name), or None (an MLP). Not simply the first 4-D
-    tensor: a state_dict read back from safetensors is not in layer order."""
-    convs = sorted((name for name, t in state_dict.items() if name.endswith("weight") and len(getattr(t, "shape", ())) == 4),
-                   key=lambda n: (state_dict[n].shape[1] != 1, _natural(n)))
-    return (convs[0], _array(state_dict[convs[0]])) if convs else None
-
-
-def conv_filters(state_dict: dict, path: Path, title: str = "") -> Path | None:
-    """The first convolution layer's filters, each scaled to its own range, in a grid (as PuzzleLib's
-    showFilters). None when the model has no convolution (the mlp)."""
-    found = first_conv_weight(state_dict)
-    if found is None:
-        return None
-    name, w = found
-    w = w.mean(axis=1)  # over input channels (1 for grayscale)
-    n = len(w)
-    cols = min(n, 8 if n <= 32 else 16)
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(cols * 0.9, rows * 0.9 + 0.5))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for k, ax in enumerate(axes):
-        ax.axis("off")
-        if k < n:
-            f = w[k]
-            lo, hi = f.min(), f.max()
-            ax.imshow((f - lo) / (hi - lo) if hi > lo else np.zeros_like(f), cmap="gray", vmin=0, vmax=1,
-                      interpolation="nearest")
-    fig.suptitle(title or f"{name}: {n} filters {w.shape[1]}x{w.shape[2]}", fontsize=9)
-    return _save(fig, path)
-
-
-def misclassified_grid(images, labels, predictions, class_names: list[str], path: Path,
-                       confidences=None, limit: int = 40) -> tuple[Path, int]:
-    """Up to `limit` misclassified images (the most confidently wrong first when confidences are
-    given) titled `true -> predicted`. Returns (path, how many were wrong in all)."""
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    wrong = np.flatnonzero(labels != predictions)
-    if confidences is not None:
-        wrong = wrong[np.argsort(-np.asarray(confidences)[wrong], kind="stable")]
-    shown = wrong[:limit]
-    cols = 8
-    rows = max(1, math.ceil(len(shown) / cols))
-    fig = Figure(figsize=(cols * 1.5, rows * 1.5 + 0.4))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for k, ax in enumerate(axes):
-        ax.axis("off")
-        if k < len(shown):
-            i = shown[k]
-            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
-            text = f"{class_names[labels[i]]}\n→ {class_names[predictions[i]]}"
-            if confidences is not None:
-                text += f" ({float(np.asarray(confidences)[i]):.2f})"
-            ax.set_title(text, fontsize=7, color="tab:red")
-    if not len(shown):
-        axes[0].text(0, 0.5, "no misclassified images", fontsize=10)
-    fig.suptitle(f"{len(wrong)} of {len(labels)} test images misclassified"
-                 + (f"; the {len(shown)} shown: true → predicted" if len(shown) else ""), fontsize=9)
-    return _save(fig, path), len(wrong)
-
-
-def label_balance(counts: dict[str, list[int]], class_names: list[str], path: Path, title: str = "") -> Path:
-    """Images per class of each split (bars side by side), with each class's share of its split."""
-    fig = Figure(figsize=(9, 3.4))
-    ax = fig.subplots()
-    splits = list(counts)
-    width = 0.8 / max(len(splits), 1)
-    x = np.arange(len(class_names))
-    for s, split in enumerate(splits):
-        c = np.asarray(counts[split], dtype=float)
-        bars = ax.bar(x + (s - (len(splits) - 1) / 2) * width, c, width, label=f"{split} ({int(c.sum())})")
-        if len(splits) == 1 or s == 0:
-            for b, v in zip(bars, c):
-                ax.annotate(f"{100 * v / max(c.sum(), 1):.1f}%", (b.get_x() + b.get_width() / 2, v),
-                            textcoords="offset points", xytext=(0, 2), ha="center", fontsize=6)
-    ax.set_xticks(x, [str(c) for c in class_names], rotation=30, ha="right", fontsize=8)
-    ax.set(ylabel="images", title=title or "label balance")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
-def per_class_bars(models: list[tuple[str, list[float]]], class_names: list[str], path: Path,
-                   metric: str = "F1") -> Path:
-    """One metric per class for several models, grouped by class index."""
-    fig = Figure(figsize=(9, 3.4))
-    ax = fig.subplots()
-    width = 0.8 / len(models)
-    x = np.arange(len(class_names))
-    for k, (label, values) in enumerate(models):
-        ax.bar(x + (k - (len(models) - 1) / 2) * width, values, width, label=label)
-    ax.set_xticks(x, class_names, rotation=30, ha="right", fontsize=8)
-    lo = min(min(v) for _, v in models)
-    ax.set(ylabel=metric, ylim=(max(0.0, lo - 0.05), 1.01), title=f"per-class {metric}")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=len(models))
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
-# ------------------------------------------------------------------------------------------ metrics
-
-def class_table(metrics: dict) -> list[dict]:
-    """Per class: precision, recall, F1 and support, from the stored per_class metrics or the
-    confusion matrix."""
-    cm = np.asarray(metrics.get("confusion_matrix") or np.zeros((NUM_CLASSES, NUM_CLASSES)), dtype=float)
-    pc = metrics.get("per_class") or {}
-    tp = np.diag(cm)
-    precision = pc.get("precision") or list(np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0))
-    recall = pc.get("recall") or list(np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0))
-    f1 = pc.get("f1") or [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(precision, recall)]
-    return [{"class": i, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-             "support": int(cm[i].sum())} for i in range(len(cm))]
-
-
-def headline(model: dict) -> dict:
-    m = model.get("metrics") or {}
-    history = m.get("history") or []
-    return {"test accuracy": model.get("test_accuracy"), "test loss": model.get("test_loss"),
-            "test rows": m.get("test_rows"), "epochs": len(history) or None,
-            "train seconds": model.get("train_seconds")}
-
-
-# --------------------------------------------------------------------------------------------- html
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -355,22 +147,6 @@ def _delta(a, b, pct=False, higher_is_better=True) -> str:
     cls = "pos" if (d > 0) == higher_is_better and d != 0 else ("neg" if d != 0 else "")
     text = f"{100 * d:+.2f} pts" if pct else f"{d:+.4f}"
     return f"<td class={cls}>{text}</td>"
-
-
-def verdict(a: ReportInputs, b: ReportInputs) -> str:
-    """One sentence with numbers: which model is better, and each model's weakest classes."""
-    acc_a, acc_b = a.model.get("test_accuracy"), b.model.get("test_accuracy")
-    parts = []
-    if acc_a is not None and acc_b is not None:
-        d = 100 * (acc_b - acc_a)
-        who = "B" if d > 0 else "A"
-        parts.append(f"{who} is {abs(d):.2f} points more accurate ({100 * acc_a:.2f}% vs {100 * acc_b:.2f}%).")
-    for tag, inp in (("A", a), ("B", b)):
-        rows = sorted(class_table(inp.model.get("metrics") or {}), key=lambda r: r["f1"])[:3]
-        if rows:
-            weak = ", ".join(f"{inp.class_names[r['class']]} (F1 {r['f1']:.3f})" for r in rows)
-            parts.append(f"{tag}'s weakest classes: {weak}.")
-    return " ".join(parts)
 
 
 def write_comparison(a: ReportInputs, b: ReportInputs, out_dir: str | Path) -> Path:

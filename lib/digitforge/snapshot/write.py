@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from digitforge.core.errors import InputError
-from digitforge.ingest.idx import PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -32,43 +30,6 @@ def unischema():
         UnischemaField("label", np.int32, (), ScalarCodec(IntegerType()), True),
         UnischemaField("pixels", np.bytes_, (), ScalarCodec(BinaryType()), False),
     ])
-
-
-def legacy_to_blob(table: str):
-    """mapInPandas function for the original demo's rows (pixels list<int>) -> 784-byte blobs, checked.
-    A bad row fails the Spark task with an InputError naming the table, the row's id and the column."""
-
-    def convert(batches):
-        for pdf in batches:
-            out = []
-            for rid, pixels in zip(pdf["id"], pdf["pixels"]):
-                arr = np.asarray(pixels if pixels is not None else [], dtype=np.int64)
-                if arr.size != PIXELS:
-                    raise InputError(table, f"row id {rid}: pixels holds {arr.size} values, expected {PIXELS}", column="pixels")
-                if arr.min() < 0 or arr.max() > 255:
-                    raise InputError(table, f"row id {rid}: pixel value {arr[(arr < 0) | (arr > 255)][0]} outside 0-255",
-                                     column="pixels")
-                out.append(arr.astype(np.uint8).tobytes())
-            yield pdf.assign(pixels=out)
-
-    return convert
-
-
-def read_images(spark, keyspace: str, table: str):
-    """A raw table as (id int, label int, pixels binary), whether pixels is a blob or the original
-    demo's list<int>."""
-    from pyspark.sql.types import ArrayType, BinaryType
-
-    from digitforge.core.spark import cassandra_table
-
-    df = cassandra_table(spark, keyspace, table).select("id", "label", "pixels")
-    ptype = df.schema["pixels"].dataType
-    if isinstance(ptype, BinaryType):
-        return df
-    if isinstance(ptype, ArrayType):
-        log.info("%s.%s stores pixels as %s (original demo layout): converting to blobs", keyspace, table, ptype.simpleString())
-        return df.mapInPandas(legacy_to_blob(f"{keyspace}.{table}"), schema="id int, label int, pixels binary")
-    raise ValueError(f"{keyspace}.{table}: unsupported pixels column type {ptype.simpleString()}")
 
 
 def new_version() -> str:
@@ -117,35 +78,3 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
 
 class SnapshotError(ValueError):
     """The tables cannot be snapshotted as they are (a bad row, an empty split); nothing was written."""
-
-
-def take(spark, cfg: dict, dataset: str, keyspace: str) -> dict:
-    """A fresh snapshot of a keyspace's raw_train and raw_test (the convert and retrain jobs)."""
-    from digitforge.core.config import project_path
-    from digitforge.core.errors import input_error_in
-
-    cc = cfg["convert"]
-    splits = {"train": read_images(spark, keyspace, "raw_train"), "test": read_images(spark, keyspace, "raw_test")}
-    try:
-        return write_snapshot(spark, splits, project_path(cc["snapshot_root"]), dataset,
-                              source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-                              files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
-    except Exception as e:  # a bad row of an original-demo table fails its Spark task
-        problem = input_error_in(e)
-        if problem is None:
-            raise
-        raise SnapshotError(f"{problem}; no snapshot was written") from None
-
-
-def resolve(root: str | Path, dataset: str, version: str = "latest") -> dict:
-    """The manifest of a snapshot version (`latest`: the newest complete one)."""
-    folder = Path(root) / dataset
-    if version == "latest":
-        done = sorted(p.parent.name for p in folder.glob("*/manifest.json"))
-        if not done:
-            raise FileNotFoundError(f"no complete snapshot of {dataset} under {folder}: run the convert job first")
-        version = done[-1]
-    path = folder / version / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"snapshot {version} of {dataset} not found or incomplete ({path} missing)")
-    return json.loads(path.read_text())

@@ -1,18 +1,13 @@
-"""Distributed training: `train_fn` runs on every rank (TorchDistributor or torchrun), reads its shard
-of the snapshot with Petastorm, trains with DDP, evaluates on the test split every epoch, writes a
-checkpoint every epoch, returns the model.
+"""Distributed training: `train_fn` runs on every rank (TorchDistributor or torchrun, see launch.py),
+reads its shard of the snapshot with Petastorm, trains with DDP, evaluates on the test split every
+epoch, writes a checkpoint every epoch, returns the model.
 
 Read it like pytorch/examples mnist/main.py: train() is one epoch, test() is one evaluation.
-
-Without Spark (a GPU box, a benchmark):
-    torchrun --nproc_per_node=1 -m digitforge.train --dataset mnist --preset mnist-fast --set train.use_gpu=true
 """
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import sys
 import time
 
 import numpy as np
@@ -20,64 +15,16 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from digitforge.core.logs import setup_logging
 from digitforge.registry import artifacts
 from digitforge.training import checkpoints
-from digitforge.snapshot import shards
-from digitforge.training.augment import random_affine, random_erase
-from digitforge.core.logs import setup_logging
-from digitforge.training.models import MEAN, STD, build_model
+from digitforge.training.data import TrainData, epoch_seed, read_split, to_input
+from digitforge.training.distributed import all_reduce, rank_info, setup_device
+from digitforge.training.models import build_model
+from digitforge.training.optim import autocast_dtype, make_optimizer, make_schedule
 
 log = logging.getLogger("digitforge.train")
 NUM_CLASSES = 10
-
-
-def make_optimizer(model, tc: dict):
-    name = tc["optimizer"].lower()
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"],
-                               nesterov=bool(tc["nesterov"]))
-    if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
-    raise ValueError(f"unknown optimizer {tc['optimizer']!r}; known: sgd, adam, adamw")
-
-
-def make_schedule(optimizer, tc: dict, steps_per_epoch: int):
-    """Returns (scheduler, steps_each_batch): step decay steps once per epoch, one-cycle every batch."""
-    name = tc["schedule"].lower()
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=tc["gamma"]), False
-    if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tc["lr"], epochs=tc["epochs"],
-                                                   steps_per_epoch=steps_per_epoch,
-                                                   pct_start=float(tc["warmup"])), True
-    if name == "none":
-        return None, False
-    raise ValueError(f"unknown schedule {tc['schedule']!r}; known: step, onecycle, none")
-
-
-def autocast_dtype(tc: dict, device: torch.device) -> torch.dtype | None:
-    """precision auto: bf16 autocast on GPUs, fp32 on CPUs; bf16 or fp32 force it either way."""
-    precision = str(tc["precision"]).lower()
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp32":
-        return None
-    raise ValueError(f"unknown precision {precision!r}; known: auto, bf16, fp32")
-
-
-def to_input(pixels: torch.Tensor, tc: dict, device: torch.device, training: bool) -> torch.Tensor:
-    """uint8 (N, 784) -> normalised float (N, 1, 28, 28) on the device, augmented when training."""
-    x = pixels.to(device, non_blocking=True).reshape(-1, 1, 28, 28).float().div_(255.0)
-    if training and tc["augment"]:
-        x = random_affine(x, shift=tc["augment_shift"], rotate=tc["augment_rotate"], scale=tc["augment_scale"],
-                          flip=bool(tc["augment_flip"]))
-        x = random_erase(x, float(tc["augment_erase"]))
-    x = (x - MEAN) / STD
-    return x.contiguous(memory_format=torch.channels_last) if tc["channels_last"] else x
 
 
 def train(model, optimizer, scheduler, per_batch_schedule, batches, steps, device, tc, amp) -> tuple[float, int]:
@@ -115,95 +62,12 @@ def test(model, x, y, batch_size, device, tc, amp) -> tuple[float, torch.Tensor]
     return float(loss), confusion.reshape(NUM_CLASSES, NUM_CLASSES).cpu()
 
 
-def _all_reduce(value, op=dist.ReduceOp.SUM):
-    t = torch.as_tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
-    dist.all_reduce(t, op=op)
-    return t.item() if t.dim() == 0 else t
-
-
 def class_metrics(confusion: np.ndarray) -> dict:
     tp = np.diag(confusion).astype(float)
     precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
     recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
     return {"precision": precision.round(5).tolist(), "recall": recall.round(5).tolist(), "f1": f1.round(5).tolist()}
-
-
-def epoch_seed(seed: int, rank: int, epoch: int) -> int:
-    """The random state of an epoch on a rank depends on (seed, rank, epoch) only, so a resumed run
-    shuffles and augments exactly as the uninterrupted run would have (no RNG state to carry)."""
-    return int(np.random.SeedSequence([int(seed), rank, epoch]).generate_state(1)[0])
-
-
-def setup_device(tc: dict) -> tuple[torch.device, str]:
-    """(device, process-group backend). GPU ranks use the GPU TorchDistributor (or torchrun) gave
-    them: TorchDistributor sets CUDA_VISIBLE_DEVICES per task, so LOCAL_RANK modulo the visible
-    devices picks the rank's own."""
-    if tc["use_gpu"]:
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"train.use_gpu is true but this rank sees no CUDA device "
-                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        return device, "nccl"
-    torch.set_num_threads(int(tc["threads_per_rank"]))
-    return torch.device("cpu"), "gloo"
-
-
-def _split_url(manifest: dict, split: str) -> str:
-    path = manifest["path"]
-    return f"{path}/{split}" if "://" in path else "file://" + os.path.join(path, split)
-
-
-def _in_memory_batches(x, y, steps, batch_size, rng):
-    """One epoch of shuffled batches from tensors (on the device when training on a GPU)."""
-    order = torch.from_numpy(shards.epoch_indices(len(x), steps, batch_size, rng)).to(x.device)
-    for idx in order:
-        yield x[idx], y[idx]
-
-
-class TrainData:
-    """A rank's training batches: its shard held in memory (on the GPU when there is one), or streamed
-    from the snapshot every epoch. Either way every rank takes the same number of steps per epoch."""
-
-    def __init__(self, tc: dict, manifest: dict, rank: int, world: int, device: torch.device, seed: int):
-        self.batch_size = tc["batch_size"]
-        if tc["data"] == "stream":
-            self.steps = max(1, -(-manifest["rows"]["train"] // (world * self.batch_size)))
-            self._reader = shards.stream_batches(_split_url(manifest, "train"), rank, world, self.batch_size,
-                                                 epoch_seed(seed, rank, 0))
-            self._stream = ((torch.from_numpy(px), torch.from_numpy(lb)) for px, lb in self._reader)
-            self.rows = "streamed"
-        elif tc["data"] == "memory":
-            self._reader = None
-            x, y = _read_split(manifest, "train", rank, world)
-            self.x, self.y = x.to(device), y.to(device)  # a GPU holds the shard: no host copies per step
-            self.steps = shards.equal_steps(len(x), self.batch_size, lambda n: _all_reduce(n, dist.ReduceOp.MAX))
-            self.rows = len(x)
-        else:
-            raise ValueError(f"unknown train.data {tc['data']!r}; known: memory, stream")
-
-    def epoch(self, rng: np.random.Generator):
-        if self._reader is not None:
-            return self._stream
-        return _in_memory_batches(self.x, self.y, self.steps, self.batch_size, rng)
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()  # stops Petastorm's reader threads
-
-
-def _read_split(manifest: dict, split: str, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    px, lb = shards.read_shard_checked(_split_url(manifest, split), rank, world, manifest["rows"][split], _all_reduce)
-    return torch.from_numpy(px), torch.from_numpy(lb)
-
-
-def _rank_info(rank: int, device: torch.device) -> dict:
-    import digitforge
-
-    return {"rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
-            "device": str(device), "package": os.path.dirname(digitforge.__file__)}
 
 
 def _start_run(config: dict, tc: dict, rank: int) -> tuple[dict, str | None]:
@@ -246,13 +110,13 @@ def train_fn(config: dict, manifest: dict) -> dict:
     torch.manual_seed(seed)
     started = time.time()
     ranks = [None] * world
-    dist.all_gather_object(ranks, _rank_info(rank, device))
+    dist.all_gather_object(ranks, rank_info(rank, device))
     if rank == 0:
         log.info("%d ranks (%s): %s", world, backend, "; ".join(f"rank {r['rank']} on {r['host']} pid {r['pid']} "
                                                                  f"{r['device']}" for r in ranks))
 
     data = TrainData(tc, manifest, rank, world, device, seed)
-    x_test, y_test = _read_split(manifest, "test", rank, world)
+    x_test, y_test = read_split(manifest, "test", rank, world)
     if rank == 0:
         log.info("rank 0 of %d: %s train rows, %d test rows in its shard, read in %.1fs; %d steps of %d per epoch",
                  world, data.rows, len(x_test), time.time() - started, data.steps, tc["batch_size"])
@@ -284,10 +148,10 @@ def train_fn(config: dict, manifest: dict) -> dict:
         if scheduler is not None and not per_batch:
             scheduler.step()
         train_seconds = time.time() - t0
-        loss_sum, seen = _all_reduce(loss_sum), _all_reduce(seen)
+        loss_sum, seen = all_reduce(loss_sum), all_reduce(seen)
         test_loss, confusion = test(model, x_test, y_test, tc["test_batch_size"], device, tc, amp)
-        test_loss = _all_reduce(test_loss) / n_test
-        confusion = _all_reduce(confusion)
+        test_loss = all_reduce(test_loss) / n_test
+        confusion = all_reduce(confusion)
         accuracy = float(confusion.diag().sum()) / n_test
         row = {"epoch": epoch, "train_loss": round(loss_sum / seen, 6), "test_loss": round(test_loss, 6),
                "test_accuracy": round(accuracy, 6), "images_per_s": round(seen / train_seconds, 1),
@@ -324,37 +188,3 @@ def train_fn(config: dict, manifest: dict) -> dict:
     dist.barrier()
     dist.destroy_process_group()
     return box[0]
-
-
-def run_distributed(config: dict, manifest: dict) -> dict:
-    """Driver side: run train_fn on num_processes ranks with pyspark's TorchDistributor: in local mode
-    as processes beside the driver, otherwise one rank per Spark task (a barrier stage on executors)."""
-    from pyspark.ml.torch.distributor import TorchDistributor
-
-    tc = config["train"]
-    distributor = TorchDistributor(num_processes=int(tc["num_processes"]), local_mode=bool(tc["local_mode"]),
-                                   use_gpu=bool(tc["use_gpu"]))
-    return distributor.run(train_fn, config, manifest)
-
-
-def main(argv=None) -> int:
-    """torchrun entry: every rank resolves the same config and runs train_fn; rank 0 prints a JSON
-    summary with the per-epoch history (the model is not registered: that is the Spark job's work)."""
-    import json
-
-    from digitforge.training import prepare as train_setup
-
-    setup_logging()
-    args = train_setup.parser(__doc__).parse_args(argv)
-    if "RANK" not in os.environ:  # plain `python -m digitforge.train`: a world of one
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(train_setup.free_port()))
-    cfg, manifest = train_setup.prepare(args, world_size=int(os.environ["WORLD_SIZE"]))
-    result = train_fn(cfg, manifest)
-    if os.environ["RANK"] == "0":
-        print(json.dumps(dict(train_setup.summary(cfg, result), history=result["metrics"]["history"])))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

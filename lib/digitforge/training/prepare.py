@@ -1,16 +1,16 @@
 """What a training run needs before any rank starts, shared by the Spark job (jobs/train.py) and the
-torchrun entry (python -m digitforge.train): flags and presets -> the resolved config, the snapshot
+torchrun entry (python -m digitforge.training): flags and presets -> the resolved config, the snapshot
 and its row-group check, and the run to resume."""
 from __future__ import annotations
 
 import argparse
 import logging
-import socket
 
 from digitforge.training import checkpoints
 from digitforge.core import config
 from digitforge.snapshot import shards
-from digitforge.snapshot import write as snapshot
+from digitforge.snapshot.manifest import load_manifest
+from digitforge.snapshot.write import to_url
 
 log = logging.getLogger("digitforge.train")
 
@@ -82,16 +82,16 @@ def check_resumable(before: dict, now: dict, done_epochs: int, run_id: str) -> N
                  ", ".join(f"train.{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff))
 
 
-def prepare(args, world_size: int | None = None) -> tuple[dict, dict]:
+def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
     """(resolved config, snapshot manifest), checked: the snapshot exists and has a row group per rank."""
     cfg = resolve_config(args)
     tc = cfg["train"]
     if tc["checkpoint_dir"]:
         tc["checkpoint_dir"] = str(config.project_path(tc["checkpoint_dir"]))  # ranks run in other folders
-    manifest = snapshot.resolve(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], tc["snapshot"])
+    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], tc["snapshot"])
     ranks = world_size or int(tc["num_processes"])
     for split in ("train", "test"):
-        shards.check_row_groups(snapshot.to_url(f"{manifest['path']}/{split}"), ranks)
+        shards.check_row_groups(to_url(f"{manifest['path']}/{split}"), ranks)
     return cfg, manifest
 
 
@@ -100,9 +100,3 @@ def summary(cfg: dict, result: dict) -> dict:
     return {"dataset": tc["dataset"], "architecture": tc["architecture"], "run_id": result.get("run_id"),
             "epochs": result.get("epochs"), "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
             "train_seconds": result["train_seconds"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

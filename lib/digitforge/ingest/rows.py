@@ -1,0 +1,45 @@
+"""Rows for Cassandra, in the layouts the two writers read: an Arrow table (the connector's CQL writes,
+staged as Parquet) or fixed-width records (the SSTable writer tasks). Pure: no Spark, no Cassandra.
+
+The raw tables hold (id int, label int, pixels blob): 784 bytes, row-major 28x28."""
+from __future__ import annotations
+
+import numpy as np
+
+from digitforge.ingest.idx import PIXELS
+
+
+ROW_SCHEMA = "id int, label int, pixels binary"
+
+
+def to_arrow(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None):
+    """The rows as an Arrow table (id int32, label int32 or null, pixels binary): the pixel column's
+    values are the images' own bytes, cut every 784 bytes by an offsets array. Pure."""
+    import pyarrow as pa
+
+    n = len(ids)
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(n, -1)
+    if flat.shape[1] != PIXELS:
+        raise ValueError(f"expected {PIXELS} pixels per image, got {flat.shape[1]}")
+    offsets = np.arange(0, PIXELS * (n + 1), PIXELS, dtype=np.int32)
+    pixels = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(flat)])
+    label = pa.array(labels.astype(np.int32)) if labels is not None else pa.nulls(n, pa.int32())
+    return pa.table({"id": pa.array(np.asarray(ids, dtype=np.int32)), "label": label, "pixels": pixels})
+
+
+RECORD = np.dtype([("id", ">i4"), ("label", ">i4"), ("pixels", "u1", (PIXELS,))])
+
+
+# The raw tables' columns, in the order the SSTable writer takes them (schema/*.cql).
+RAW_COLUMNS = (("id", "int"), ("label", "int"), ("pixels", "blob"))
+
+
+def to_records(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """Rows as fixed-width records, the layout the SSTable writer tasks read (SparkSSTableWriter.RECORD_BYTES):
+    id int32, label int32 (-1 when unlabelled), 784 pixel bytes; big-endian. Pure."""
+    n = len(ids)
+    records = np.empty(n, dtype=RECORD)
+    records["id"] = ids
+    records["label"] = -1 if labels is None else labels
+    records["pixels"] = np.ascontiguousarray(images, dtype=np.uint8).reshape(n, PIXELS)
+    return records

@@ -1,0 +1,82 @@
+"""Aliases (`champion`, ...): changed by lightweight transactions, with their history (when, from, to,
+why, who) in the same partition."""
+from __future__ import annotations
+
+import getpass
+import logging
+import re
+import uuid
+
+from digitforge.core.config import dataset_info
+from digitforge.core.cql import session
+from digitforge.registry.read import RegistryError, _iso, resolve_ref
+from digitforge.registry.write import _now_ms
+
+log = logging.getLogger(__name__)
+
+
+ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str = "", attempts: int = 5) -> dict:
+    """Point `alias` at model `ref`, and record the change (when, from, to, why, who), in one
+    conditional batch on the alias's partition: it applies only if the alias still points where it
+    pointed when read (IF model_id = <that>), so concurrent promotions never lose an update.
+    An unknown model or alias name changes nothing."""
+    from cassandra.query import BatchStatement, SimpleStatement
+    from cassandra.util import uuid_from_time
+
+    if not ALIAS_NAME.match(alias or "") or _is_uuid(alias):
+        raise ValueError(f"alias {alias!r}: use a letter then letters, digits, '_', '.' or '-' (at most 64), "
+                         "not a model id")
+    keyspace = dataset_info(cfg, dataset)["keyspace"]
+    with session(cfg, keyspace) as s:
+        model_id, _ = resolve_ref(s, keyspace, ref)
+        for _ in range(attempts):
+            row = s.execute("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1", (alias,)).one()
+            current = row.model_id if row else None
+            if current == model_id:
+                log.info("alias %s already points at %s", alias, model_id)
+                return {"alias": alias, "model_id": str(model_id), "previous": str(current), "changed": False}
+            now = _now_ms()
+            batch = BatchStatement()
+            batch.add(SimpleStatement("UPDATE aliases SET model_id = %s WHERE alias = %s IF model_id = %s"),
+                      (model_id, alias, current))
+            batch.add(SimpleStatement("INSERT INTO aliases (alias, change_id, changed_at, from_model, to_model, "
+                                      "reason, changed_by) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+                      (alias, uuid_from_time(now), now, current, model_id, reason or "", _user()))
+            if s.execute(batch).was_applied:
+                log.info("alias %s: %s -> %s (%s)", alias, current, model_id, reason or "no reason given")
+                return {"alias": alias, "model_id": str(model_id), "previous": str(current) if current else None,
+                        "changed": True, "changed_at": now.isoformat()}
+            log.info("alias %s changed while promoting; reading it again", alias)
+    raise RegistryError(f"alias {alias!r} kept changing during {attempts} attempts to promote {model_id}; try again")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def list_aliases(cfg: dict, dataset: str) -> list[dict]:
+    """Every alias with the model it points at and its history (newest change first)."""
+    keyspace = dataset_info(cfg, dataset)["keyspace"]
+    out = {}
+    with session(cfg, keyspace) as s:
+        for r in s.execute("SELECT alias, model_id, changed_at, from_model, to_model, reason, changed_by FROM aliases"):
+            a = out.setdefault(r.alias, {"alias": r.alias, "model_id": str(r.model_id) if r.model_id else None,
+                                         "history": []})
+            if r.to_model:
+                a["history"].append({"changed_at": _iso(r.changed_at), "from": str(r.from_model) if r.from_model else None,
+                                     "to": str(r.to_model), "reason": r.reason, "by": r.changed_by})
+    return sorted(out.values(), key=lambda a: a["alias"])

@@ -1,0 +1,45 @@
+"""The numbers a report shows besides its charts: per-class table, headline metrics, a comparison's verdict."""
+from __future__ import annotations
+
+import numpy as np
+
+from digitforge.report.inputs import ReportInputs
+
+NUM_CLASSES = 10
+
+
+def class_table(metrics: dict) -> list[dict]:
+    """Per class: precision, recall, F1 and support, from the stored per_class metrics or the
+    confusion matrix."""
+    cm = np.asarray(metrics.get("confusion_matrix") or np.zeros((NUM_CLASSES, NUM_CLASSES)), dtype=float)
+    pc = metrics.get("per_class") or {}
+    tp = np.diag(cm)
+    precision = pc.get("precision") or list(np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0))
+    recall = pc.get("recall") or list(np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0))
+    f1 = pc.get("f1") or [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(precision, recall)]
+    return [{"class": i, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+             "support": int(cm[i].sum())} for i in range(len(cm))]
+
+
+def headline(model: dict) -> dict:
+    m = model.get("metrics") or {}
+    history = m.get("history") or []
+    return {"test accuracy": model.get("test_accuracy"), "test loss": model.get("test_loss"),
+            "test rows": m.get("test_rows"), "epochs": len(history) or None,
+            "train seconds": model.get("train_seconds")}
+
+
+def verdict(a: ReportInputs, b: ReportInputs) -> str:
+    """One sentence with numbers: which model is better, and each model's weakest classes."""
+    acc_a, acc_b = a.model.get("test_accuracy"), b.model.get("test_accuracy")
+    parts = []
+    if acc_a is not None and acc_b is not None:
+        d = 100 * (acc_b - acc_a)
+        who = "B" if d > 0 else "A"
+        parts.append(f"{who} is {abs(d):.2f} points more accurate ({100 * acc_a:.2f}% vs {100 * acc_b:.2f}%).")
+    for tag, inp in (("A", a), ("B", b)):
+        rows = sorted(class_table(inp.model.get("metrics") or {}), key=lambda r: r["f1"])[:3]
+        if rows:
+            weak = ", ".join(f"{inp.class_names[r['class']]} (F1 {r['f1']:.3f})" for r in rows)
+            parts.append(f"{tag}'s weakest classes: {weak}.")
+    return " ".join(parts)

@@ -1,0 +1,44 @@
+"""What a rank needs from torch.distributed and its machine: the device and backend, sums over ranks,
+who is who, and a free port for a world of one."""
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+
+
+def all_reduce(value, op=dist.ReduceOp.SUM):
+    t = torch.as_tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
+    dist.all_reduce(t, op=op)
+    return t.item() if t.dim() == 0 else t
+
+
+def setup_device(tc: dict) -> tuple[torch.device, str]:
+    """(device, process-group backend). GPU ranks use the GPU TorchDistributor (or torchrun) gave
+    them: TorchDistributor sets CUDA_VISIBLE_DEVICES per task, so LOCAL_RANK modulo the visible
+    devices picks the rank's own."""
+    if tc["use_gpu"]:
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.use_gpu is true but this rank sees no CUDA device "
+                               f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        return device, "nccl"
+    torch.set_num_threads(int(tc["threads_per_rank"]))
+    return torch.device("cpu"), "gloo"
+
+
+def rank_info(rank: int, device: torch.device) -> dict:
+    import digitforge
+
+    return {"rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
+            "device": str(device), "package": os.path.dirname(digitforge.__file__)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,42 @@
+"""Optimisers, learning-rate schedules and mixed precision, from the `train:` config."""
+from __future__ import annotations
+
+import torch
+
+
+def make_optimizer(model, tc: dict):
+    name = tc["optimizer"].lower()
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"],
+                               nesterov=bool(tc["nesterov"]))
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    raise ValueError(f"unknown optimizer {tc['optimizer']!r}; known: sgd, adam, adamw")
+
+
+def make_schedule(optimizer, tc: dict, steps_per_epoch: int):
+    """Returns (scheduler, steps_each_batch): step decay steps once per epoch, one-cycle every batch."""
+    name = tc["schedule"].lower()
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=tc["gamma"]), False
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=tc["lr"], epochs=tc["epochs"],
+                                                   steps_per_epoch=steps_per_epoch,
+                                                   pct_start=float(tc["warmup"])), True
+    if name == "none":
+        return None, False
+    raise ValueError(f"unknown schedule {tc['schedule']!r}; known: step, onecycle, none")
+
+
+def autocast_dtype(tc: dict, device: torch.device) -> torch.dtype | None:
+    """precision auto: bf16 autocast on GPUs, fp32 on CPUs; bf16 or fp32 force it either way."""
+    precision = str(tc["precision"]).lower()
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp32":
+        return None
+    raise ValueError(f"unknown precision {precision!r}; known: auto, bf16, fp32")
