@@ -23,7 +23,7 @@ import torch
 from digitforge.core import config
 from digitforge.snapshot import shards
 from digitforge.snapshot.manifest import load_manifest
-from digitforge.snapshot.write import to_url
+from digitforge.core.storage import child_url
 from digitforge.core.logs import setup_logging
 from digitforge.training.data import to_input
 
@@ -97,7 +97,7 @@ def main() -> int:
     args = p.parse_args()
     cfg = config.resolve(args.set)
     manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), "mnist", cfg["train"]["snapshot"])
-    url = to_url(os.path.join(manifest["path"], "train"))
+    url = child_url(manifest["path"], "train")
     tc = config.resolve(config.preset_overrides("mnist-fast") + args.set)["train"]
     torch.set_num_threads(1)
 

@@ -7,7 +7,8 @@ import pytest
 from conftest import BIN, run
 from digitforge.core import config
 from digitforge.core.cql import apply_schema, session
-from digitforge.retrain.lease import Lease, LeaseHeld, LeaseLost, LeaseStore, _now
+from digitforge.core.clock import now_ms
+from digitforge.retrain.lease import Lease, LeaseHeld, LeaseLost, LeaseStore
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def test_overlapping_acquire_is_refused_and_release_frees_it(lease_ks):
 def test_stale_lease_of_a_crashed_run_expires_and_can_be_taken(lease_ks):
     cfg, ks = lease_ks
     with session(cfg) as s:
-        taken, _ = LeaseStore(s, ks).acquire("stale", "crashed-run", 2, _now())  # never released
+        taken, _ = LeaseStore(s, ks).acquire("stale", "crashed-run", 2, now_ms())  # never released
     assert taken
     with pytest.raises(LeaseHeld, match="crashed-run"):
         with Lease(cfg, ks, "stale", ttl_s=60):
@@ -60,7 +61,7 @@ def test_release_and_renew_by_a_non_owner_are_refused(lease_ks):
     with Lease(cfg, ks, "owned", ttl_s=60) as lease, session(cfg) as s:
         store = LeaseStore(s, ks)
         assert not store.release("owned", "intruder")
-        assert not store.renew("owned", "intruder", 60, _now())
+        assert not store.renew("owned", "intruder", 60, now_ms())
         assert store.holder("owned")["owner"] == lease.owner
     with session(cfg) as s:
         assert LeaseStore(s, ks).holder("owned") is None
@@ -81,7 +82,7 @@ def test_a_holder_that_lost_its_lease_finds_out_before_writing(lease_ks):
     with Lease(cfg, ks, "lost", ttl_s=2, renew_every_s=3600) as lease:  # no renewal in time
         assert wait_until_free(cfg, ks, "lost") is None
         with session(cfg) as s:
-            assert LeaseStore(s, ks).acquire("lost", "next-run", 60, _now())[0]
+            assert LeaseStore(s, ks).acquire("lost", "next-run", 60, now_ms())[0]
         with pytest.raises(LeaseLost):
             lease.check()
     with session(cfg) as s:  # leaving the block did not release the new holder's lease

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from conftest import BIN, ROOT, last_json, run
+from digitforge.core.digest import sha256
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
@@ -83,7 +84,7 @@ def test_stored_weights_load_into_the_network(pipeline):
             "SELECT network, network_sha256, config FROM models WHERE id = %s", (uuid.UUID(pipeline["model"]["id"]),)).one()
     finally:
         cluster.shutdown()
-    assert artifacts.sha256(row.network) == row.network_sha256
+    assert sha256(row.network) == row.network_sha256
     build_model("net").load_state_dict(artifacts.weights_from_bytes(row.network))
     assert json.loads(row.config)["train"]["epochs"] == 3
 

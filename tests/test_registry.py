@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import BIN, ROOT, last_json, run
+from digitforge.core.digest import sha256
 from digitforge.registry import artifacts
 from digitforge.core import config
 from digitforge.inference import modules as inference
@@ -152,7 +153,7 @@ def test_a_model_row_holds_metrics_config_lineage_and_checksummed_artifacts(reg,
                                          (models["C"],))]
         assert seqs == [0, 1]
         small = s.execute("SELECT network, network_sha256, network_chunks FROM models WHERE id = %s", (models["A"],)).one()
-        assert small.network_chunks == 0 and artifacts.sha256(small.network) == small.network_sha256
+        assert small.network_chunks == 0 and sha256(small.network) == small.network_sha256
 
 
 def test_list_and_best_by_accuracy_or_loss(reg, models):
@@ -180,7 +181,7 @@ def test_load_model_by_alias_or_id_returns_the_registered_network(reg, models):
 def test_export_writes_the_stored_safetensors_and_a_json(reg, models, tmp_path):
     out = json.loads(cli(reg, "export", "champion", str(tmp_path / "exp"), "--json").stdout)
     weights = tmp_path / "exp" / f"{models['C']}.safetensors"
-    assert out["weights"] == str(weights) and artifacts.sha256(weights.read_bytes()) == out["sha256"]
+    assert out["weights"] == str(weights) and sha256(weights.read_bytes()) == out["sha256"]
     meta = json.loads((tmp_path / "exp" / f"{models['C']}.json").read_text())
     assert meta["artifacts"]["network"]["sha256"] == out["sha256"]
     assert meta["config"]["train"]["architecture"] == "lenet5" and meta["metrics"]["confusion_matrix"]
@@ -368,7 +369,7 @@ def test_schema_apply_upgrades_a_walking_skeleton_keyspace(cassandra_node):
             mid = uuid.uuid4()
             s.execute(f"INSERT INTO {ks}.models (id, network, network_sha256, upload_date, dataset, architecture, "
                       "test_accuracy, test_loss, metrics) VALUES (%s, %s, %s, toTimestamp(now()), 'mnist', 'mlp', 0.5, 1.5, '{}')",
-                      (mid, weights, artifacts.sha256(weights)))
+                      (mid, weights, sha256(weights)))
         apply_schema(cfg, [ks])
         apply_schema(cfg, [ks])
         with session(cfg) as s:

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from digitforge.core.digest import sha256
 from digitforge.registry import artifacts
 from digitforge.registry import chunks
 from digitforge.core import cql
@@ -19,13 +20,13 @@ def test_small_artifacts_stay_inline_large_ones_split_in_order():
     assert chunks.split(b"x" * 100, 100) == []
     pieces = chunks.split(bytes(range(256)) * 10, 1000)
     assert [len(p) for p in pieces] == [1000, 1000, 560]
-    rows = [(seq, p, artifacts.sha256(p)) for seq, p in reversed(list(enumerate(pieces)))]
+    rows = [(seq, p, sha256(p)) for seq, p in reversed(list(enumerate(pieces)))]
     assert chunks.assemble(rows, 3, "model x network") == bytes(range(256)) * 10
 
 
 def test_assemble_names_missing_and_corrupt_chunks():
     pieces = chunks.split(b"abcdefghij", 3)  # 4 chunks
-    rows = [(seq, p, artifacts.sha256(p)) for seq, p in enumerate(pieces)]
+    rows = [(seq, p, sha256(p)) for seq, p in enumerate(pieces)]
     with pytest.raises(chunks.ChunkError, match=r"model m1 network: chunk 2 of 4 missing"):
         chunks.assemble(rows[:2] + rows[3:], 4, "model m1 network")
     bad = rows.copy()
@@ -33,7 +34,7 @@ def test_assemble_names_missing_and_corrupt_chunks():
     with pytest.raises(chunks.ChunkError, match=r"model m1 network: chunk 1 of 4 is corrupt \(sha256 mismatch\)"):
         chunks.assemble(bad, 4, "model m1 network")
     with pytest.raises(chunks.ChunkError, match="unexpected chunk 4"):
-        chunks.assemble(rows + [(4, b"", artifacts.sha256(b""))], 4, "model m1 network")
+        chunks.assemble(rows + [(4, b"", sha256(b""))], 4, "model m1 network")
 
 
 def test_class_rows_from_confusion_matrix_and_class_names():

@@ -7,7 +7,7 @@ import torch
 
 from digitforge.inference.modules import build_module
 from digitforge.inference.scoring import probabilities
-from digitforge.ingest.idx import PIXELS
+from digitforge.core.images import PIXELS
 
 
 PREDICTION_SCHEMA = "id int, label int, predicted int, probabilities array<float>"

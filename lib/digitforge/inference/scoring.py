@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from digitforge.core.images import NUM_CLASSES
 from digitforge.training.models import normalise
 
-NUM_CLASSES = 10
 
 
 @torch.no_grad()
@@ -42,4 +42,4 @@ def probabilities(module: torch.nn.Module, pixels_u8: np.ndarray, batch_rows: in
     for start in range(0, len(pixels_u8), batch_rows):
         x = normalise(torch.from_numpy(pixels_u8[start:start + batch_rows].copy()))  # frombuffer is read-only
         out.append(torch.softmax(module(x), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)

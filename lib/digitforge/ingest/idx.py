@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from digitforge.core.errors import InputError
+from digitforge.core.images import COLS, NUM_CLASSES, ROWS
 
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
-ROWS = COLS = 28
-PIXELS = ROWS * COLS  # bytes of one image, row-major
-NUM_CLASSES = 10
 
 
 def read_bytes(path: str | Path) -> bytes:

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from digitforge.core.errors import InputError
-from digitforge.ingest.idx import COLS, NUM_CLASSES, ROWS, read_bytes
+from digitforge.core.images import COLS, NUM_CLASSES, PIXELS, ROWS
+from digitforge.ingest.idx import read_bytes
 
-PIXEL_COLUMNS = [f"pixel{i}" for i in range(ROWS * COLS)]
+PIXEL_COLUMNS = [f"pixel{i}" for i in range(PIXELS)]
 LABELLED_COLUMNS = ["label", *PIXEL_COLUMNS]
 _CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to \w+: invalid value '(.*)'", re.S)
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
@@ -47,8 +48,9 @@ def check_header(path: Path, raw: bytes) -> list[str]:
     if names in (LABELLED_COLUMNS, PIXEL_COLUMNS):
         return names
     if len(names) not in (len(LABELLED_COLUMNS), len(PIXEL_COLUMNS)):
-        raise InputError(path, f"header has {len(names)} columns; expected label,pixel0,...,pixel783 (785) "
-                         f"or, unlabelled, pixel0,...,pixel783 (784). It starts {first[:40]!r}", line=1)
+        raise InputError(path, f"header has {len(names)} columns; expected label,pixel0,...,{PIXEL_COLUMNS[-1]} "
+                         f"({len(LABELLED_COLUMNS)}) or, unlabelled, pixel0,...,{PIXEL_COLUMNS[-1]} ({len(PIXEL_COLUMNS)}). "
+                         f"It starts {first[:40]!r}", line=1)
     expected = LABELLED_COLUMNS if len(names) == len(LABELLED_COLUMNS) else PIXEL_COLUMNS
     j = next(i for i, (got, want) in enumerate(zip(names, expected)) if got != want)
     raise InputError(path, f"header column {j + 1} is {names[j]!r}, expected {expected[j]!r}", line=1)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from digitforge.core.errors import InputError
-from digitforge.ingest.idx import PIXELS
+from digitforge.core.images import PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def check_table_is_compact(session, keyspace: str, table: str) -> None:
     ctype = meta.tables[table].columns["pixels"].cql_type
     if ctype != "blob":
         raise InputError(f"{keyspace}.{table}", f"pixels is {ctype} (the original demo's layout); ingest writes "
-                         "784-byte blobs. Ingest into another keyspace; convert reads this table as it is.")
+                         f"{PIXELS}-byte blobs. Ingest into another keyspace; convert reads this table as it is.")
 
 
 def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None) -> tuple[list[dict], float]:

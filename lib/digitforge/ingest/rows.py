@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitforge.ingest.idx import PIXELS
+from digitforge.core.images import PIXELS
 
 
 ROW_SCHEMA = "id int, label int, pixels binary"

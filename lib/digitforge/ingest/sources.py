@@ -16,6 +16,7 @@ from digitforge.ingest import idx
 from digitforge.ingest import kaggle_csv
 from digitforge.core.config import ConfigError
 from digitforge.core.errors import InputError
+from digitforge.core.images import NUM_CLASSES
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def split_mask(labels: np.ndarray, ratio: float, seed: int, stratify: bool) -> n
     per label when stratified (each class keeps its share in both splits)."""
     rng = np.random.default_rng(seed)
     train = np.zeros(len(labels), dtype=bool)
-    groups = [np.flatnonzero(labels == c) for c in range(idx.NUM_CLASSES)] if stratify else [np.arange(len(labels))]
+    groups = [np.flatnonzero(labels == c) for c in range(NUM_CLASSES)] if stratify else [np.arange(len(labels))]
     for members in groups:
         chosen = rng.permutation(members)[:round(ratio * len(members))]
         train[chosen] = True

@@ -7,10 +7,10 @@ import logging
 import re
 import uuid
 
+from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.config import dataset_info
 from digitforge.core.cql import session
-from digitforge.registry.read import RegistryError, _iso, resolve_ref
-from digitforge.registry.write import _now_ms
+from digitforge.registry.read import RegistryError, resolve_ref
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str =
             if current == model_id:
                 log.info("alias %s already points at %s", alias, model_id)
                 return {"alias": alias, "model_id": str(model_id), "previous": str(current), "changed": False}
-            now = _now_ms()
+            now = now_ms()
             batch = BatchStatement()
             batch.add(SimpleStatement("UPDATE aliases SET model_id = %s WHERE alias = %s IF model_id = %s"),
                       (model_id, alias, current))
@@ -77,6 +77,6 @@ def list_aliases(cfg: dict, dataset: str) -> list[dict]:
             a = out.setdefault(r.alias, {"alias": r.alias, "model_id": str(r.model_id) if r.model_id else None,
                                          "history": []})
             if r.to_model:
-                a["history"].append({"changed_at": _iso(r.changed_at), "from": str(r.from_model) if r.from_model else None,
+                a["history"].append({"changed_at": iso_utc(r.changed_at), "from": str(r.from_model) if r.from_model else None,
                                      "to": str(r.to_model), "reason": r.reason, "by": r.changed_by})
     return sorted(out.values(), key=lambda a: a["alias"])

@@ -1,16 +1,11 @@
 """Model artifacts in a safe format: safetensors bytes, never pickle (unpickling runs code)."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def weights_to_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:

@@ -6,12 +6,7 @@ Pure functions: no Cassandra here.
 """
 from __future__ import annotations
 
-import hashlib
-
-
-def sha256(data: bytes) -> str:
-    """Hex sha256, as artifacts.sha256 (kept here so the registry CLI need not import torch)."""
-    return hashlib.sha256(data).hexdigest()
+from digitforge.core.digest import sha256
 
 
 class ChunkError(ValueError):

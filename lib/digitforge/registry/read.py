@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import timezone
 from pathlib import Path
 
+from digitforge.core.clock import iso_utc
 from digitforge.core.config import dataset_info
 from digitforge.core.cql import session
+from digitforge.core.digest import sha256
 from digitforge.registry import chunks
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,10 @@ class ArtifactError(RegistryError):
     """An artifact is missing, corrupt (checksum mismatch) or unsafe; the message names model and chunk."""
 
 
-def _iso(ts) -> str | None:
-    return ts.replace(tzinfo=timezone.utc).isoformat() if ts else None
-
-
 def _summary(row) -> dict:
     return {"id": str(row.id), "dataset": row.dataset, "architecture": row.architecture,
             "test_accuracy": row.test_accuracy, "test_loss": row.test_loss, "train_seconds": row.train_seconds,
-            "upload_date": _iso(row.upload_date), "comments": row.comments}
+            "upload_date": iso_utc(row.upload_date), "comments": row.comments}
 
 
 def _aliases(s) -> dict[str, uuid.UUID]:
@@ -143,7 +140,7 @@ def _read_artifact(s, row, artifact: str, what: str) -> bytes:
         kind = "a pickle" if data[:1] == b"\x80" else "unchecked bytes"
         raise ArtifactError(f"{what}: {artifact} has no sha256 and holds {kind}; digitforge loads only "
                             "checksummed safetensors (re-register the model)")
-    actual = chunks.sha256(data)
+    actual = sha256(data)
     if actual != expected:
         raise ArtifactError(f"{what}: {artifact} checksum mismatch (sha256 {actual[:12]}..., "
                             f"the models row says {expected[:12]}...): the stored bytes are corrupt")
@@ -192,5 +189,5 @@ def export(cfg: dict, dataset: str, ref, path: str | Path) -> dict:
         tmp.replace(dest)
     log.info("exported model %s to %s and %s", details["id"], target, sidecar)
     return {"id": details["id"], "weights": str(target), "metadata": str(sidecar),
-            "sha256": chunks.sha256(weights), "bytes": len(weights)}
+            "sha256": sha256(weights), "bytes": len(weights)}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
 
+from digitforge.core.clock import now_ms
 from digitforge.core.config import dataset_info
 from digitforge.core.cql import session
+from digitforge.core.digest import sha256
 from digitforge.registry import chunks
 from digitforge.registry.metrics import class_rows
 from digitforge.registry.read import ARTIFACTS, SUMMARY_COLUMNS
@@ -19,15 +20,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_BYTES = 1 << 20
 
 
-def _now_ms() -> datetime:
-    """Cassandra timestamps hold milliseconds: round here so every table gets the very same value."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _write_chunk(s, model_id: uuid.UUID, artifact: str, seq: int, data: bytes) -> None:
     s.execute("INSERT INTO model_chunks (model_id, artifact, seq, data, sha256) VALUES (%s, %s, %s, %s, %s)",
-              (model_id, artifact, seq, data, chunks.sha256(data)))
+              (model_id, artifact, seq, data, sha256(data)))
 
 
 def _delete_model(s, model_id: uuid.UUID, row: dict | None = None) -> None:
@@ -87,7 +82,7 @@ def register(cfg: dict, dataset: str, result: dict, config: dict, lineage: dict,
     chunk_bytes = int(cfg.get("registry", {}).get("chunk_bytes", DEFAULT_CHUNK_BYTES))
     model_id = uuid.uuid4()
     m = {"id": model_id, "dataset": dataset, "architecture": config["train"]["architecture"],
-         "upload_date": _now_ms(), "comments": comments or "", "test_accuracy": float(result["test_accuracy"]),
+         "upload_date": now_ms(), "comments": comments or "", "test_accuracy": float(result["test_accuracy"]),
          "test_loss": float(result["test_loss"]), "train_seconds": float(result["train_seconds"]),
          "metrics": result.get("metrics") or {}}
     columns = {}
@@ -100,7 +95,7 @@ def register(cfg: dict, dataset: str, result: dict, config: dict, lineage: dict,
                 pieces = chunks.split(data, chunk_bytes)
                 for seq, piece in enumerate(pieces):
                     _write_chunk(s, model_id, artifact, seq, piece)
-                columns.update({artifact: None if pieces else data, f"{artifact}_sha256": chunks.sha256(data),
+                columns.update({artifact: None if pieces else data, f"{artifact}_sha256": sha256(data),
                                 f"{artifact}_size": len(data), f"{artifact}_chunks": len(pieces)})
             columns.update({k: m[k] for k in ("id", "dataset", "architecture", "upload_date", "comments",
                                               "test_accuracy", "test_loss", "train_seconds")})

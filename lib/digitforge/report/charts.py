@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from digitforge.core.images import SHAPE
+
 DPI = 100
 
 
@@ -122,7 +124,7 @@ def misclassified_grid(images, labels, predictions, class_names: list[str], path
         ax.axis("off")
         if k < len(shown):
             i = shown[k]
-            ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+            ax.imshow(np.asarray(images[i]).reshape(SHAPE), cmap="gray_r", vmin=0, vmax=255)
             text = f"{class_names[labels[i]]}\n→ {class_names[predictions[i]]}"
             if confidences is not None:
                 text += f" ({float(np.asarray(confidences)[i]):.2f})"

@@ -16,6 +16,8 @@ from digitforge.report.inputs import ReportInputs
 from digitforge.report.render import write_comparison, write_report
 from digitforge.snapshot import read as rows
 from digitforge.core.config import dataset_info, project_path
+from digitforge.core.images import NUM_CLASSES
+from digitforge.core.storage import local_path
 from digitforge.inference.scoring import evaluate
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ def manifest_of(lineage: dict) -> dict | None:
     path = (lineage or {}).get("snapshot")
     if not path:
         return None
-    manifest = Path(str(path).removeprefix("file://")) / "manifest.json"
+    manifest = Path(local_path(path)) / "manifest.json"
     return json.loads(manifest.read_text()) if manifest.is_file() else None
 
 
@@ -68,7 +70,7 @@ def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict 
            test: rows.Rows | None = None, scored: dict | None = None) -> ReportInputs:
     """ReportInputs for one model (`model`: the registry's details of it). `test` rows are read from
     the snapshot or Cassandra unless given; `scored` is the model's evaluate() on them, if done."""
-    class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(10)]
+    class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(NUM_CLASSES)]
     test = test if test is not None else test_rows(cfg, dataset, manifest)
     inp = ReportInputs(model=model, class_names=class_names, state_dict=artifacts.weights_from_bytes(weights),
                               label_counts=label_counts(manifest),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitforge.core.images import NUM_CLASSES
+
 from digitforge.report.inputs import ReportInputs
 
-NUM_CLASSES = 10
 
 
 def class_table(metrics: dict) -> list[dict]:

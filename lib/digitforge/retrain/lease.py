@@ -15,8 +15,9 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
+from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.cql import session
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,6 @@ class LeaseLost(RuntimeError):
 def new_owner() -> str:
     """host:pid:random, unique per run, readable in the table."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _now() -> datetime:
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)  # Cassandra keeps milliseconds
 
 
 class LeaseStore:
@@ -74,7 +70,7 @@ class LeaseStore:
         row = self.s.execute(stmt, (name,)).one()
         if row is None:
             return None
-        acquired = row.acquired_at.replace(tzinfo=timezone.utc).isoformat() if row.acquired_at else None
+        acquired = iso_utc(row.acquired_at)
         return {"owner": row.owner, "acquired_at": acquired, "expires_in_s": row.ttl}
 
 
@@ -101,7 +97,7 @@ class Lease:
     def __enter__(self) -> "Lease":
         self._session_cm = session(self.cfg)
         self._store = LeaseStore(self._session_cm.__enter__(), self.keyspace)
-        self.acquired_at = _now()
+        self.acquired_at = now_ms()
         try:
             taken, holder = self._store.acquire(self.name, self.owner, self.ttl_s, self.acquired_at)
             if not taken:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
 
+from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.cql import session
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def record_run(cfg: dict, keyspace: str, run: dict) -> uuid.UUID:
             "INSERT INTO retrain_runs (dataset, run_id, started_at, finished_at, snapshot, champion_id, challenger_id, "
             "metric, margin, champion_accuracy, challenger_accuracy, champion_loss, challenger_loss, test_rows, "
             "promoted, reason, owner, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (run["dataset"], run_id, started, datetime.now(timezone.utc), run["snapshot"],
+            (run["dataset"], run_id, started, now_ms(), run["snapshot"],
              uuid.UUID(run["champion"]["id"]) if run.get("champion") else None, uuid.UUID(run["challenger"]["id"]),
              run["metric"], float(run["margin"]),
              run["champion"]["accuracy"] if run.get("champion") else None, run["challenger"]["accuracy"],
@@ -35,12 +35,9 @@ def record_run(cfg: dict, keyspace: str, run: dict) -> uuid.UUID:
 
 def runs(cfg: dict, keyspace: str, dataset: str, limit: int = 20) -> list[dict]:
     """The latest retrain runs of a dataset, newest first."""
-    def iso(ts):
-        return ts.replace(tzinfo=timezone.utc).isoformat() if ts else None
-
     with session(cfg, keyspace) as s:
         rows = s.execute("SELECT * FROM retrain_runs WHERE dataset = %s LIMIT %s", (dataset, int(limit)))
-        return [{"run_id": str(r.run_id), "started_at": iso(r.started_at), "finished_at": iso(r.finished_at),
+        return [{"run_id": str(r.run_id), "started_at": iso_utc(r.started_at), "finished_at": iso_utc(r.finished_at),
                  "snapshot": r.snapshot, "champion_id": str(r.champion_id) if r.champion_id else None,
                  "challenger_id": str(r.challenger_id), "metric": r.metric, "margin": r.margin,
                  "champion_accuracy": r.champion_accuracy, "challenger_accuracy": r.challenger_accuracy,

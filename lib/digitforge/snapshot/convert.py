@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from digitforge.core.errors import InputError
-from digitforge.ingest.idx import PIXELS
+from digitforge.core.images import PIXELS
 from digitforge.snapshot.write import SnapshotError, write_snapshot
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitforge.core.cql import session
-from digitforge.ingest.idx import PIXELS
+from digitforge.core.storage import child_url, local_path
+from digitforge.core.images import NUM_CLASSES, PIXELS, SHAPE
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _to_rows(ids, labels, blobs, source: str) -> Rows:
     if any(lb is None for lb in labels):
         raise ValueError(f"{source}: unlabelled rows (label is null): cannot evaluate on them")
     order = np.argsort(np.asarray(ids), kind="stable")  # a stable order, whatever the file or token order
-    pixels = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, 28, 28) if len(blobs) else np.zeros((0, 28, 28), np.uint8)
+    pixels = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, *SHAPE) if len(blobs) else np.zeros((0, *SHAPE), np.uint8)
     return Rows(np.asarray(ids, dtype=np.int64)[order], np.asarray(labels, dtype=np.int64)[order], pixels[order], source)
 
 
@@ -40,7 +41,7 @@ def from_snapshot(manifest: dict, split: str = "test") -> Rows:
     """The split of a snapshot (its manifest), read with pyarrow, sorted by id."""
     import pyarrow.parquet as pq
 
-    path = manifest["path"].removeprefix("file://") + f"/{split}"
+    path = local_path(child_url(manifest["path"], split))
     table = pq.read_table(path, columns=["id", "label", "pixels"])
     rows = _to_rows(table.column("id").to_pylist(), table.column("label").to_pylist(),
                     table.column("pixels").to_pylist(), f"snapshot {manifest['version']}/{split}")
@@ -59,9 +60,9 @@ def from_cassandra(cfg: dict, keyspace: str, table: str = "raw_test") -> Rows:
                     f"{keyspace}.{table}")
 
 
-def label_counts(manifest: dict, split: str, num_classes: int = 10) -> list[int]:
+def label_counts(manifest: dict, split: str, num_classes: int = NUM_CLASSES) -> list[int]:
     """Images per label in a snapshot split (reads only the label column)."""
     import pyarrow.parquet as pq
 
-    labels = pq.read_table(manifest["path"].removeprefix("file://") + f"/{split}", columns=["label"]).column("label")
+    labels = pq.read_table(local_path(child_url(manifest["path"], split)), columns=["label"]).column("label")
     return np.bincount(np.asarray(labels.drop_null()), minlength=num_classes)[:num_classes].tolist()

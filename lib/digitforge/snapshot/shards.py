@@ -10,6 +10,8 @@ import logging
 
 import numpy as np
 
+from digitforge.core.images import PIXELS
+
 log = logging.getLogger(__name__)
 
 
@@ -20,7 +22,7 @@ class ShortReadError(RuntimeError):
 def decode(batch) -> tuple[np.ndarray, np.ndarray]:
     """A make_batch_reader batch -> (pixels uint8 (n, 784), labels int64 (n,)).
     One join + frombuffer per batch: no per-image Python work."""
-    pixels = np.frombuffer(b"".join(batch.pixels), dtype=np.uint8).reshape(-1, 784)
+    pixels = np.frombuffer(b"".join(batch.pixels), dtype=np.uint8).reshape(-1, PIXELS)
     return pixels, np.asarray(batch.label, dtype=np.int64)
 
 
@@ -56,7 +58,7 @@ def read_shard(url: str, cur_shard: int, shard_count: int, workers: int = 2) -> 
             pixels.append(px)
             labels.append(lb)
     if not pixels:
-        return np.empty((0, 784), np.uint8), np.empty((0,), np.int64)
+        return np.empty((0, PIXELS), np.uint8), np.empty((0,), np.int64)
     return np.concatenate(pixels), np.concatenate(labels)
 
 
@@ -99,7 +101,7 @@ def stream_batches(url: str, cur_shard: int, shard_count: int, batch_size: int, 
     from petastorm import make_batch_reader
 
     rng = np.random.default_rng(seed)
-    px_buf, lb_buf = np.empty((0, 784), np.uint8), np.empty((0,), np.int64)
+    px_buf, lb_buf = np.empty((0, PIXELS), np.uint8), np.empty((0,), np.int64)
     with make_batch_reader(url, schema_fields=["label", "pixels"], cur_shard=cur_shard, shard_count=shard_count,
                            num_epochs=None, shuffle_row_groups=True, seed=seed, workers_count=workers,
                            reader_pool_type="thread") as reader:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from digitforge.core.clock import now_iso, stamp
+from digitforge.core.storage import is_url, to_url
 
 
 log = logging.getLogger(__name__)
@@ -32,21 +33,12 @@ def unischema():
     ])
 
 
-def new_version() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def to_url(path: str | Path) -> str:
-    s = str(path)
-    return s if "://" in s else "file://" + os.path.abspath(s)
-
-
 def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: dict,
                    files_per_split: int = 8, row_group_size_mb: int = 2) -> dict:
     """Write each split DataFrame as a Petastorm dataset; return the manifest."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
-    version = new_version()
+    version = stamp()
     base = Path(root) / dataset / version
     schema = unischema()
     counts = {}
@@ -64,11 +56,11 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
             raise SnapshotError(f"{source['keyspace']}.{source['tables'][empty[0]]} is empty: ingest the dataset first")
     except Exception:
         # Without manifest.json the version is never read; remove the partial files too.
-        if "://" not in str(root):
+        if not is_url(root):
             shutil.rmtree(base, ignore_errors=True)
         raise
     manifest = {
-        "dataset": dataset, "version": version, "created": datetime.now(timezone.utc).isoformat(),
+        "dataset": dataset, "version": version, "created": now_iso(),
         "path": str(base), "rows": counts, "source": source, "files_per_split": files_per_split,
         "seconds": round(time.time() - started, 2),
     }

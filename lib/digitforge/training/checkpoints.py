@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
+
+from digitforge.core.clock import now_iso, stamp
 
 RUN_FILE, LATEST = "run.json", "latest"
 
@@ -28,7 +29,7 @@ class CheckpointError(LookupError):
 
 
 def new_run_id(dataset: str, architecture: str) -> str:
-    return f"{dataset}-{architecture}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+    return f"{dataset}-{architecture}-{stamp()}"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -44,7 +45,7 @@ def start_run(root: str | Path, run_id: str, config: dict) -> Path:
     if not (folder / RUN_FILE).exists():
         tc = config["train"]
         meta = {"run_id": run_id, "dataset": tc["dataset"], "architecture": tc["architecture"],
-                "created": datetime.now(timezone.utc).isoformat(), "config": config}
+                "created": now_iso(), "config": config}
         _write_atomic(folder / RUN_FILE, json.dumps(meta, indent=2).encode())
     return folder
 

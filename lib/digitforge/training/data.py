@@ -2,12 +2,12 @@
 epoch, and pixels turned into normalised (augmented) network inputs."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from digitforge.core.images import INPUT_SHAPE
+from digitforge.core.storage import child_url
 from digitforge.snapshot import shards
 from digitforge.training.augment import random_affine, random_erase
 from digitforge.training.distributed import all_reduce
@@ -16,18 +16,13 @@ from digitforge.training.models import MEAN, STD
 
 def to_input(pixels: torch.Tensor, tc: dict, device: torch.device, training: bool) -> torch.Tensor:
     """uint8 (N, 784) -> normalised float (N, 1, 28, 28) on the device, augmented when training."""
-    x = pixels.to(device, non_blocking=True).reshape(-1, 1, 28, 28).float().div_(255.0)
+    x = pixels.to(device, non_blocking=True).reshape(-1, *INPUT_SHAPE).float().div_(255.0)
     if training and tc["augment"]:
         x = random_affine(x, shift=tc["augment_shift"], rotate=tc["augment_rotate"], scale=tc["augment_scale"],
                           flip=bool(tc["augment_flip"]))
         x = random_erase(x, float(tc["augment_erase"]))
     x = (x - MEAN) / STD
     return x.contiguous(memory_format=torch.channels_last) if tc["channels_last"] else x
-
-
-def _split_url(manifest: dict, split: str) -> str:
-    path = manifest["path"]
-    return f"{path}/{split}" if "://" in path else "file://" + os.path.join(path, split)
 
 
 def _in_memory_batches(x, y, steps, batch_size, rng):
@@ -45,7 +40,7 @@ class TrainData:
         self.batch_size = tc["batch_size"]
         if tc["data"] == "stream":
             self.steps = max(1, -(-manifest["rows"]["train"] // (world * self.batch_size)))
-            self._reader = shards.stream_batches(_split_url(manifest, "train"), rank, world, self.batch_size,
+            self._reader = shards.stream_batches(child_url(manifest["path"], "train"), rank, world, self.batch_size,
                                                  epoch_seed(seed, rank, 0))
             self._stream = ((torch.from_numpy(px), torch.from_numpy(lb)) for px, lb in self._reader)
             self.rows = "streamed"
@@ -69,7 +64,7 @@ class TrainData:
 
 
 def read_split(manifest: dict, split: str, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    px, lb = shards.read_shard_checked(_split_url(manifest, split), rank, world, manifest["rows"][split], all_reduce)
+    px, lb = shards.read_shard_checked(child_url(manifest["path"], split), rank, world, manifest["rows"][split], all_reduce)
     return torch.from_numpy(px), torch.from_numpy(lb)
 
 

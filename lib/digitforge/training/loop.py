@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from digitforge.core.images import NUM_CLASSES
 from digitforge.core.logs import setup_logging
 from digitforge.registry import artifacts
 from digitforge.training import checkpoints
@@ -24,7 +25,6 @@ from digitforge.training.models import build_model
 from digitforge.training.optim import autocast_dtype, make_optimizer, make_schedule
 
 log = logging.getLogger("digitforge.train")
-NUM_CLASSES = 10
 
 
 def train(model, optimizer, scheduler, per_batch_schedule, batches, steps, device, tc, amp) -> tuple[float, int]:

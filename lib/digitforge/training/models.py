@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitforge.core.images import INPUT_SHAPE, NUM_CLASSES, PIXELS
+
 MEAN, STD = 0.1307, 0.3081  # MNIST pixel statistics; inputs are (x/255 - MEAN) / STD
 
 
@@ -17,7 +19,7 @@ class Net(nn.Module):
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
         self.fc1 = nn.Linear(320, 50)
-        self.fc2 = nn.Linear(50, 10)
+        self.fc2 = nn.Linear(50, NUM_CLASSES)
 
     def forward(self, x):
         x = F.relu(F.max_pool2d(self.conv1(x), 2))
@@ -32,8 +34,8 @@ class MLP(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
-                                    nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, 128), nn.ReLU(),
+                                    nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, NUM_CLASSES))
 
     def forward(self, x):
         return self.layers(x)
@@ -47,7 +49,7 @@ class LeNet5(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(1, 20, 5), nn.Tanh(), nn.MaxPool2d(2, 2),
             nn.Conv2d(20, 50, 5), nn.Tanh(), nn.MaxPool2d(2, 2))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.Tanh(), nn.Linear(500, 10))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.Tanh(), nn.Linear(500, NUM_CLASSES))
 
     def forward(self, x):
         return self.classifier(self.features(x))
@@ -71,7 +73,7 @@ class FastCNN(nn.Module):
             _conv_bn(1, w), nn.MaxPool2d(2),                               # 28 -> 14
             _conv_bn(w, 2 * w), _conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),   # 14 -> 7
             _conv_bn(2 * w, 4 * w), _conv_bn(4 * w, 4 * w), nn.AdaptiveMaxPool2d(1))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, 10))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, NUM_CLASSES))
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -93,4 +95,4 @@ def build_model(name: str, width: int | None = None) -> nn.Module:
 
 def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
     """(N, 784) or (N, 28, 28) uint8 -> (N, 1, 28, 28) float, normalised."""
-    return ((pixels_u8.reshape(-1, 1, 28, 28).float() / 255.0) - MEAN) / STD
+    return ((pixels_u8.reshape(-1, *INPUT_SHAPE).float() / 255.0) - MEAN) / STD

@@ -8,9 +8,9 @@ import logging
 
 from digitforge.training import checkpoints
 from digitforge.core import config
+from digitforge.core.storage import child_url
 from digitforge.snapshot import shards
 from digitforge.snapshot.manifest import load_manifest
-from digitforge.snapshot.write import to_url
 
 log = logging.getLogger("digitforge.train")
 
@@ -91,7 +91,7 @@ def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
     manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], tc["snapshot"])
     ranks = world_size or int(tc["num_processes"])
     for split in ("train", "test"):
-        shards.check_row_groups(to_url(f"{manifest['path']}/{split}"), ranks)
+        shards.check_row_groups(child_url(manifest["path"], split), ranks)
     return cfg, manifest
 
 
