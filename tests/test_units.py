@@ -8,7 +8,7 @@ from digitforge.core import config
 from digitforge.ingest import load as ingest
 from digitforge.snapshot import shards
 from digitforge.training.models import ARCHITECTURES, build_model, normalise
-from digitforge.training.loop import class_metrics
+from digitforge.core.metrics import stored_per_class
 
 
 def test_overrides_parse_yaml_scalars_and_reject_unknown_keys():
@@ -75,5 +75,5 @@ def test_original_demo_network_shape():
 def test_class_metrics_from_confusion_matrix():
     cm = np.zeros((10, 10), int)
     cm[0, 0], cm[0, 1], cm[1, 1] = 8, 2, 10
-    m = class_metrics(cm)
+    m = stored_per_class(cm)
     assert m["recall"][0] == 0.8 and m["precision"][1] == pytest.approx(10 / 12, abs=1e-4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitforge.core.images import NUM_CLASSES
+from digitforge.core.metrics import per_class
 
 from digitforge.report.inputs import ReportInputs
 
@@ -12,14 +13,11 @@ from digitforge.report.inputs import ReportInputs
 def class_table(metrics: dict) -> list[dict]:
     """Per class: precision, recall, F1 and support, from the stored per_class metrics or the
     confusion matrix."""
-    cm = np.asarray(metrics.get("confusion_matrix") or np.zeros((NUM_CLASSES, NUM_CLASSES)), dtype=float)
-    pc = metrics.get("per_class") or {}
-    tp = np.diag(cm)
-    precision = pc.get("precision") or list(np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0))
-    recall = pc.get("recall") or list(np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0))
-    f1 = pc.get("f1") or [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(precision, recall)]
+    cm = np.asarray(metrics.get("confusion_matrix") or np.zeros((NUM_CLASSES, NUM_CLASSES)), dtype=np.int64)
+    stored, computed = metrics.get("per_class") or {}, per_class(cm)
+    precision, recall, f1 = (stored.get(k) or computed[k] for k in ("precision", "recall", "f1"))
     return [{"class": i, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-             "support": int(cm[i].sum())} for i in range(len(cm))]
+             "support": int(computed["support"][i])} for i in range(len(cm))]
 
 
 def headline(model: dict) -> dict:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from digitforge.core.images import NUM_CLASSES
 from digitforge.core.logs import setup_logging
+from digitforge.core.metrics import stored_per_class
 from digitforge.registry import artifacts
 from digitforge.training import checkpoints
 from digitforge.training.data import TrainData, epoch_seed, read_split, to_input
@@ -60,14 +61,6 @@ def test(model, x, y, batch_size, device, tc, amp) -> tuple[float, torch.Tensor]
         loss += F.cross_entropy(out, target, reduction="sum").double()
         confusion += torch.bincount(target * NUM_CLASSES + out.argmax(1), minlength=NUM_CLASSES ** 2)
     return float(loss), confusion.reshape(NUM_CLASSES, NUM_CLASSES).cpu()
-
-
-def class_metrics(confusion: np.ndarray) -> dict:
-    tp = np.diag(confusion).astype(float)
-    precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
-    recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    return {"precision": precision.round(5).tolist(), "recall": recall.round(5).tolist(), "f1": f1.round(5).tolist()}
 
 
 def _start_run(config: dict, tc: dict, rank: int) -> tuple[dict, str | None]:
@@ -174,7 +167,7 @@ def train_fn(config: dict, manifest: dict) -> dict:
             "weights": artifacts.weights_to_bytes(model.state_dict()),
             "optimizer": artifacts.optimizer_to_bytes(optimizer.state_dict()),
             "test_accuracy": history[-1]["test_accuracy"], "test_loss": history[-1]["test_loss"],
-            "metrics": {"confusion_matrix": cm.tolist(), "per_class": class_metrics(cm), "history": history,
+            "metrics": {"confusion_matrix": cm.tolist(), "per_class": stored_per_class(cm), "history": history,
                         "test_rows": n_test, "world_size": world, "ranks": ranks,
                         "precision": str(amp).replace("torch.", "") if amp else "float32",
                         "resumed_from_epoch": first_epoch - 1 if tc["resume"] else None},
