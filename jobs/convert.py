@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     p = config.job_parser(__doc__)
     p.add_argument("--keyspace", help="read from this keyspace instead of the dataset's own")
     args = p.parse_args(argv)
-    cfg = config.resolve(args.set, **{"convert.dataset": args.dataset})
+    cfg = config.resolve_or_exit(args.set, **{"convert.dataset": args.dataset})
     name = cfg["convert"]["dataset"]
     keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
 

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--replace", action="store_true",
                    help="empty the target tables before writing (after all checks), e.g. after changing the split")
     args = p.parse_args(argv)
-    cfg = config.resolve(args.set, **{"ingest.dataset": args.dataset})
+    cfg = config.resolve_or_exit(args.set, **{"ingest.dataset": args.dataset})
     icfg = cfg["ingest"]
     name = icfg["dataset"]
     try:

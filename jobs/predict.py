@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--table", help="table to predict (default: raw_predict)")
     p.add_argument("--keyspace", help="the table's keyspace (default: the dataset's)")
     args = p.parse_args(argv)
-    cfg = config.resolve(args.set, **{"predict.dataset": args.dataset, "predict.model": args.model,
+    cfg = config.resolve_or_exit(args.set, **{"predict.dataset": args.dataset, "predict.model": args.model,
                                       "predict.table": args.table, "predict.keyspace": args.keyspace})
     pc = cfg["predict"]
     name = pc["dataset"]

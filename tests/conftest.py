@@ -95,14 +95,13 @@ def it_overrides(it_keyspace, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cql(cassandra_node):
-    """A driver session for tests, and a list of keyspaces to drop when the module ends."""
-    from cassandra.cluster import Cluster
+    """A driver session for tests (the library's own session factory, on the default config's node), and
+    a list of keyspaces to drop when the module ends."""
+    from digitforge.core import config
+    from digitforge.core.cql import session
 
-    cluster = Cluster([cassandra_node["host"]], port=cassandra_node["port"])
-    s = cluster.connect()
-    s.default_timeout = 60
     created = []
-    yield s, created
-    for ks in created:
-        s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
-    cluster.shutdown()
+    with session(config.resolve()) as s:
+        yield s, created
+        for ks in created:
+            s.execute(f"DROP KEYSPACE IF EXISTS {ks}")

@@ -37,8 +37,10 @@ def test_writer_statements_match_the_raw_tables():
 def test_writer_choice_before_any_node_is_asked():
     cfg = config.resolve(["ingest.writer=cql"])
     assert bulk.choose_writer(cfg, session=None) == "cql"
+    unchecked = config.resolve()  # the schema refuses writer=fast already; choose_writer checks on its own too
+    unchecked["ingest"]["writer"] = "fast"
     with pytest.raises(config.ConfigError, match="ingest.writer must be auto, sstable or cql"):
-        bulk.choose_writer(config.resolve(["ingest.writer=fast"]), session=None)
+        bulk.choose_writer(unchecked, session=None)
     remote = ["cassandra.host=10.255.255.1"]  # not this machine: the node could not read the SSTables
     assert bulk.choose_writer(config.resolve(remote), session=None) == "cql"
     with pytest.raises(config.ConfigError, match="10.255.255.1 is not this machine.*ingest.writer=cql"):

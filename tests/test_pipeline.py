@@ -73,17 +73,14 @@ def test_registry_best_prints_the_model_as_json(pipeline):
 
 
 def test_stored_weights_load_into_the_network(pipeline):
-    from cassandra.cluster import Cluster
-
+    from digitforge.core import config
+    from digitforge.core.cql import session
     from digitforge.registry import artifacts
     from digitforge.training.models import build_model
 
-    cluster = Cluster(["127.0.0.1"])
-    try:
-        row = cluster.connect(pipeline["keyspace"]).execute(
-            "SELECT network, network_sha256, config FROM models WHERE id = %s", (uuid.UUID(pipeline["model"]["id"]),)).one()
-    finally:
-        cluster.shutdown()
+    with session(config.resolve(), pipeline["keyspace"]) as s:
+        row = s.execute("SELECT network, network_sha256, config FROM models WHERE id = %s",
+                        (uuid.UUID(pipeline["model"]["id"]),)).one()
     assert sha256(row.network) == row.network_sha256
     build_model("net").load_state_dict(artifacts.weights_from_bytes(row.network))
     assert json.loads(row.config)["train"]["epochs"] == 3

@@ -57,14 +57,11 @@ def train_overrides(it_overrides, snapshot_root, tmp_path_factory):
 
 
 def stored_model(keyspace: str, model_id: str):
-    from cassandra.cluster import Cluster
+    from digitforge.core import config
+    from digitforge.core.cql import session
 
-    cluster = Cluster(["127.0.0.1"])
-    try:
-        return cluster.connect(keyspace).execute(
-            "SELECT metrics, config, lineage FROM models WHERE id = %s", (uuid.UUID(model_id),)).one()
-    finally:
-        cluster.shutdown()
+    with session(config.resolve(), keyspace) as s:
+        return s.execute("SELECT metrics, config, lineage FROM models WHERE id = %s", (uuid.UUID(model_id),)).one()
 
 
 @pytest.fixture(scope="module")

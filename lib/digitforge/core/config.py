@@ -1,10 +1,13 @@
 """Config: defaults in conf/defaults.yaml, overridden by flags; the resolved dict is stored with models.
 
 `--set train.lr=0.01` overrides any key; values are parsed as YAML scalars (numbers, booleans, lists).
+The resolved config is checked against core/schema.py (unknown keys, types, ranges): a bad value is one
+ConfigError naming the dotted key, which jobs turn into exit 2 before any Spark or Cassandra work.
 """
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,20 +18,23 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 class ConfigError(ValueError):
-    pass
+    """A config key or value that is not allowed; the message names the dotted key."""
 
 
 def conf_dir() -> Path:
+    """The conf/ folder ($DIGITFORGE_CONF_DIR, else the checkout's)."""
     return Path(os.environ.get("DIGITFORGE_CONF_DIR", PROJECT_ROOT / "conf"))
 
 
 def load_defaults(path: str | Path | None = None) -> dict:
+    """conf/defaults.yaml (or `path`) as a dict, not yet validated."""
     path = Path(path) if path else conf_dir() / "defaults.yaml"
     with open(path) as f:
         return yaml.safe_load(f)
 
 
 def set_key(cfg: dict, dotted: str, value: Any) -> None:
+    """Set an existing key (`section.key`, or deeper as in datasets.mnist.keyspace) in place."""
     keys = dotted.split(".")
     node = cfg
     for k in keys[:-1]:
@@ -52,15 +58,65 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
 
 
 def resolve(overrides: Iterable[str] = (), **named: Any) -> dict:
-    """Defaults + `--set` overrides + named flags (given as dotted keys, None means not given)."""
+    """Defaults + `--set` overrides + named flags (given as dotted keys, None means not given),
+    validated (see `validate`)."""
     cfg = apply_overrides(load_defaults(), overrides)
     for key, value in named.items():
         if value is not None:
             set_key(cfg, key, value)
-    return cfg
+    return validate(cfg)
+
+
+def validate(cfg: dict) -> dict:
+    """The config checked against core/schema.py: returns it with its values in their schema types
+    (e.g. lr 1 -> 1.0); raises ConfigError naming every bad key (unknown, wrong type, out of range)."""
+    from pydantic import ValidationError
+
+    from digitforge.core.schema import Config
+
+    try:
+        return Config.model_validate(cfg).model_dump()
+    except ValidationError as e:
+        raise ConfigError("; ".join(_describe(err, Config) for err in e.errors())) from None
+
+
+def _describe(err: dict, schema) -> str:
+    """One pydantic error as `config key 'section.key': problem (got value)`."""
+    dotted = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(schema, err["loc"][:-1])
+        return f"unknown config key {dotted!r}" + (f" (known in this section: {', '.join(known)})" if known else "")
+    if err["type"] == "missing":
+        return f"config key {dotted!r} is missing"
+    return f"config key {dotted!r}: {err['msg'][0].lower()}{err['msg'][1:]} (got {err['input']!r})"
+
+
+def _known_keys(model, loc: tuple) -> list[str]:
+    """The keys the schema allows at `loc` (a section, or an entry of datasets:)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:  # the entry name under a dict[str, Section] (datasets.<name>)
+            continue
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = annotation if hasattr(annotation, "model_fields") else (args[-1] if args else None)
+        if not hasattr(model, "model_fields"):
+            return []
+    return sorted(model.model_fields)
+
+
+def resolve_or_exit(overrides: Iterable[str] = (), **named: Any) -> dict:
+    """`resolve` for a job's main(): a bad config is logged (naming the key) and the job exits 2, before
+    any Spark or Cassandra work."""
+    try:
+        return resolve(overrides, **named)
+    except ConfigError as e:
+        logging.getLogger("digitforge.config").error("%s", e)
+        raise SystemExit(2) from None
 
 
 def dataset_info(cfg: dict, name: str) -> dict:
+    """The `datasets:` entry of a dataset (keyspace, data folder, class names)."""
     try:
         return cfg["datasets"][name]
     except KeyError:

@@ -1,4 +1,7 @@
-"""cassandra-driver sessions and the schema (schema/*.cql), applied idempotently."""
+"""cassandra-driver sessions and the schema (schema/*.cql), applied idempotently.
+
+`cluster(cfg)` is the one place that turns the config's `cassandra:` section into a driver Cluster:
+library code, the CLI and the tests all get their sessions from `session(cfg, keyspace)`."""
 from __future__ import annotations
 
 import logging
@@ -11,21 +14,29 @@ log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
 
 
-@contextmanager
-def session(cfg: dict, keyspace: str | None = None):
+def cluster(cfg: dict):
+    """A cassandra-driver Cluster (not yet connected) for the node(s) of cfg["cassandra"]."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
+    cc = cfg["cassandra"]
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
-    cluster = Cluster([cfg["cassandra"]["host"]], port=int(cfg["cassandra"]["port"]), protocol_version=5,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
+    return Cluster([cc["host"]], port=int(cc["port"]), protocol_version=5,
+                   execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
+
+
+@contextmanager
+def session(cfg: dict, keyspace: str | None = None):
+    """A driver session on `keyspace` (or none), shut down with its cluster when the block ends."""
+    c = cluster(cfg)
     try:
-        yield cluster.connect(keyspace)
+        yield c.connect(keyspace)
     finally:
-        cluster.shutdown()
+        c.shutdown()
 
 
 def statements(keyspace: str) -> list[str]:
+    """The schema's CQL statements for one keyspace, comments stripped."""
     text = SCHEMA_TEMPLATE.read_text().replace("@KEYSPACE@", keyspace)
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
     body = "\n".join(ln.split("--")[0] for ln in lines)
@@ -36,6 +47,7 @@ ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+(\w+)\s", re.IGNO
 
 
 def column_exists(s, keyspace: str, table: str, column: str) -> bool:
+    """True when keyspace.table has the column (fresh metadata from the node)."""
     s.cluster.refresh_table_metadata(keyspace, table)
     return column in s.cluster.metadata.keyspaces[keyspace].tables[table].columns
 

@@ -32,6 +32,7 @@ def challenger_config(champion_config: dict | None, overrides: list[str], datase
         notes.append("train config from conf/defaults.yaml (no champion)")
     cfg = configmod.apply_overrides(cfg, overrides)
     cfg["train"]["dataset"] = dataset
+    cfg = configmod.validate(cfg)
     train_overrides = [o for o in overrides if o.strip().startswith("train.")]
     if train_overrides:
         notes.append("overridden: " + ", ".join(train_overrides))

@@ -63,7 +63,7 @@ def resolve_config(args) -> dict:
             config.set_key(cfg, key, value)
     check_resumable(run["config"]["train"], cfg["train"], checkpoints.last_epoch(folder), run["run_id"])
     cfg["train"].update(run_id=run["run_id"], resume=True, checkpoint_dir=str(root))
-    return cfg
+    return config.validate(cfg)
 
 
 def check_resumable(before: dict, now: dict, done_epochs: int, run_id: str) -> None:

@@ -1,0 +1,127 @@
+"""The config's schema: one pydantic model per section of conf/defaults.yaml. Unknown keys are refused,
+values are type- and range-checked. To add a setting, add a field here and a default in defaults.yaml."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from digitforge.core.images import NUM_CLASSES
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+KEYSPACE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,47}$"
+
+
+class Section(BaseModel):
+    """A config section: exactly these keys. Numbers are accepted where text is expected
+    (`--set train.comments=123`), never the other way round."""
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+
+
+class CassandraConfig(Section):
+    host: str = Field(min_length=1)
+    port: Port
+    jmx_port: Port
+
+
+class DatasetConfig(Section):
+    keyspace: str = Field(pattern=KEYSPACE_NAME)
+    folder: str = Field(min_length=1)
+    classes: Optional[list[str]] = Field(default=None, min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+
+
+class IngestConfig(Section):
+    dataset: str
+    writer: Literal["auto", "sstable", "cql"]
+    write_partitions: int = Field(ge=0)
+    staging_dir: str = Field(min_length=1)
+    cassandra_jars: str = Field(min_length=1)
+    split_ratio: float = Field(gt=0, le=1)
+    split_seed: int
+    stratify: bool
+    batch_grouping_key: Literal["replica_set", "partition", "none"]
+    batch_size_bytes: int = Field(ge=1)
+    concurrent_writes: int = Field(ge=1)
+
+
+class ConvertConfig(Section):
+    dataset: str
+    snapshot_root: str = Field(min_length=1)
+    files_per_split: int = Field(ge=1)
+    row_group_size_mb: int = Field(ge=1)
+
+
+class TrainConfig(Section):
+    dataset: str
+    snapshot: str = Field(min_length=1)
+    architecture: Literal["net", "mlp", "lenet5", "fastcnn"]
+    width: int = Field(ge=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    test_batch_size: int = Field(ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float = Field(ge=0)
+    momentum: float = Field(ge=0, lt=1)
+    nesterov: bool
+    weight_decay: float = Field(ge=0)
+    schedule: Literal["step", "onecycle", "none"]
+    gamma: float = Field(gt=0)
+    warmup: float = Field(gt=0, lt=1)
+    label_smoothing: float = Field(ge=0, lt=1)
+    seed: int
+    augment: bool
+    augment_shift: int = Field(ge=0)
+    augment_rotate: float = Field(ge=0, le=180)
+    augment_scale: float = Field(ge=0, lt=1)
+    augment_flip: bool
+    augment_erase: float = Field(ge=0, le=1)
+    precision: Literal["auto", "bf16", "fp32"]
+    channels_last: bool
+    data: Literal["memory", "stream"]
+    num_processes: int = Field(ge=1)
+    local_mode: bool
+    use_gpu: bool
+    threads_per_rank: int = Field(ge=1)
+    checkpoint_dir: str
+    run_id: str
+    resume: bool
+    comments: str
+
+
+class RegistryConfig(Section):
+    chunk_bytes: int = Field(ge=1)
+
+
+class PredictConfig(Section):
+    dataset: str
+    model: str = Field(min_length=1)
+    table: str = Field(min_length=1)
+    keyspace: str
+
+
+class RetrainConfig(Section):
+    dataset: str
+    metric: Literal["accuracy", "loss"]
+    margin: float = Field(ge=0)
+    alias: str = Field(min_length=1)
+    from_champion: bool
+    lease_ttl_s: int = Field(ge=1)
+
+
+class ReportConfig(Section):
+    enabled: bool
+    root: str = Field(min_length=1)
+    misclassified: int = Field(ge=0)
+
+
+class Config(Section):
+    """The whole resolved config (conf/defaults.yaml + presets + --set + flags)."""
+    cassandra: CassandraConfig
+    datasets: dict[str, DatasetConfig]
+    ingest: IngestConfig
+    convert: ConvertConfig
+    train: TrainConfig
+    registry: RegistryConfig
+    predict: PredictConfig
+    retrain: RetrainConfig
+    report: ReportConfig
