@@ -9,18 +9,15 @@ Everything is read and checked before anything is written: bad input exits 2 wit
 """
 import json
 import logging
-import re
 import sys
 
 from digitforge.core import config
-from digitforge.ingest import sources
-from digitforge.core.cql import apply_schema, session
-from digitforge.ingest.data_files import dataset_folder
 from digitforge.core.errors import InputError
-from digitforge.ingest.sstable_writer import BulkLoadError, check_raw_columns, choose_writer
-from digitforge.ingest.load import LostRowsError, check_table_is_compact, write_and_check
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.ingest.load import LostRowsError, prepare_tables, write_and_check
+from digitforge.ingest.sources import read_batches
+from digitforge.ingest.sstable_writer import BulkLoadError
 
 log = logging.getLogger("digitforge.jobs.ingest")
 
@@ -38,33 +35,14 @@ def main(argv=None) -> int:
                    help="empty the target tables before writing (after all checks), e.g. after changing the split")
     args = p.parse_args(argv)
     cfg = config.resolve_or_exit(args.set, **{"ingest.dataset": args.dataset})
-    icfg = cfg["ingest"]
-    name = icfg["dataset"]
+    name = cfg["ingest"]["dataset"]
     try:
         keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
-            raise config.ConfigError(f"{keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
         # Extract and check everything before writing anything: bad input writes 0 rows.
-        if args.csv:
-            batches = sources.from_csv(args.csv, icfg["split_ratio"], icfg["split_seed"], icfg["stratify"], args.limit)
-        else:
-            batches = sources.from_idx(args.data_dir or dataset_folder(name, config.dataset_info(cfg, name)["folder"]),
-                                       args.limit)
+        batches = read_batches(cfg, name, args.csv, args.data_dir, args.limit)
         for b in batches:
             log.info("read %d rows for %s from %s (0 rejected)", len(b), b.table, b.source)
-        with session(cfg) as s:  # before creating anything: refuse an original-demo keyspace untouched
-            for b in batches:
-                check_table_is_compact(s, keyspace, b.table)
-        apply_schema(cfg, [keyspace])  # creates what is missing; never alters an existing table
-        with session(cfg, keyspace) as s:
-            writer = choose_writer(cfg, s)  # an explicit writer that cannot work here fails now, before --replace
-            if writer == "sstable":
-                for b in batches:
-                    check_raw_columns(s, keyspace, b.table)
-            if args.replace:
-                for b in batches:
-                    s.execute(f"TRUNCATE {b.table}")
-                    log.info("emptied %s.%s (--replace)", keyspace, b.table)
+        writer = prepare_tables(cfg, batches, keyspace, replace=args.replace)
     except (InputError, config.ConfigError) as e:
         log.error("%s", e)
         log.error("input rejected: nothing was written (0 rows)")

@@ -6,28 +6,17 @@
 """
 import json
 import logging
-import subprocess
 import sys
 
-from digitforge import __version__
-from digitforge.core import config
-from digitforge.registry import write as registry_write
-from digitforge.report import data as report_data
-from digitforge.training import prepare
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.registry import write as registry_write
+from digitforge.registry.lineage import code_version, lineage
+from digitforge.report import data as report_data
+from digitforge.training import prepare
 from digitforge.training.launch import run_distributed
 
 log = logging.getLogger("digitforge.jobs.train")
-
-
-def code_version() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=config.PROJECT_ROOT, timeout=5).stdout.strip()
-    except OSError:
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
 
 
 def main(argv=None) -> int:
@@ -49,10 +38,9 @@ def main(argv=None) -> int:
     spark.stop()
 
     tc["run_id"] = result["run_id"] or ""
-    lineage = {"snapshot": manifest["path"], "snapshot_version": manifest["version"], "rows": manifest["rows"],
-               "source": manifest["source"], "code_version": code_version(), "run_id": tc["run_id"]}
-    model_id = registry_write.register(cfg, tc["dataset"], result, cfg, lineage, tc["comments"])
-    report_data.trained_model_report(cfg, tc["dataset"], model_id, result, lineage, manifest)  # logs its path
+    trained_on = lineage(manifest, code_version=code_version(), run_id=tc["run_id"])
+    model_id = registry_write.register(cfg, tc["dataset"], result, cfg, trained_on, tc["comments"])
+    report_data.trained_model_report(cfg, tc["dataset"], model_id, result, trained_on, manifest)  # logs its path
     summary = dict(prepare.summary(cfg, result), id=str(model_id))
     log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,
              100 * result["test_accuracy"], result["test_loss"], result["epochs"], result["train_seconds"], tc["run_id"])

@@ -1,15 +1,23 @@
-"""Batch prediction on Spark executors: a mapInPandas function over (id, label, pixels) rows."""
+"""Batch prediction with Spark: a registered model over any raw-shaped table (id, label, pixels as a blob or
+the original demo's list<int>) -> the dataset keyspace's predictions table. The model is checked on the
+driver, its weights broadcast, and the network built once per partition (mapInPandas)."""
 from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import torch
 
+from digitforge.core.cql import session
+from digitforge.core.spark import write_cassandra
 from digitforge.inference.modules import build_module
 from digitforge.inference.scoring import probabilities
 from digitforge.core.images import PIXELS
 
 
+log = logging.getLogger(__name__)
 PREDICTION_SCHEMA = "id int, label int, predicted int, probabilities array<float>"
 
 
@@ -34,3 +42,48 @@ def predict_batches(architecture: str, weights_broadcast, what: str = "model"):
                                 "probabilities": list(probs.astype(np.float32))})
 
     return run
+
+
+def checked_model(cfg: dict, dataset: str, ref: str, keyspace: str, table: str) -> tuple[dict, bytes]:
+    """(details, weights) of model `ref`, its weights checked by building the network here on the driver
+    (not on every executor), and keyspace.table checked to exist. Raises LookupError (unknown model,
+    alias or table) or the module errors (UnknownArchitecture, BadWeights) before any Spark work."""
+    from digitforge.registry.read import fetch
+
+    details, weights = fetch(cfg, dataset, ref)
+    build_module(details["architecture"], weights, details["ref"])
+    with session(cfg) as s:
+        ks_meta = s.cluster.metadata.keyspaces.get(keyspace)
+        if ks_meta is None or table not in ks_meta.tables:
+            raise LookupError(f"table {keyspace}.{table} does not exist")
+    return details, weights
+
+
+def predict_table(spark, details: dict, weights: bytes, source_keyspace: str, table: str, keyspace: str) -> dict:
+    """Predict every row of source_keyspace.table with the model and write keyspace.predictions (one row per
+    source table, row id and model: re-running overwrites). Everything is predicted (and every bad row
+    found) before the first row is written. Returns the counts, and the accuracy on labelled rows."""
+    from pyspark.sql import functions as F
+
+    from digitforge.snapshot.convert import read_raw_table
+
+    source = f"{source_keyspace}.{table}"
+    weights_bc = spark.sparkContext.broadcast(weights)
+    predictions = (read_raw_table(spark, source_keyspace, table)
+                   .mapInPandas(predict_batches(details["architecture"], weights_bc, details["ref"]),
+                                schema=PREDICTION_SCHEMA)
+                   .withColumn("source", F.lit(source))
+                   .withColumn("model_id", F.lit(details["id"]))
+                   .withColumn("predicted_at", F.lit(datetime.now(timezone.utc)).cast("timestamp"))
+                   .cache())
+    rows = predictions.count()
+    labelled = predictions.where("label IS NOT NULL").agg(
+        F.count("*").alias("n"), F.avg((F.col("label") == F.col("predicted")).cast("double")).alias("acc")).first()
+    write_cassandra(predictions, keyspace, "predictions")
+    log.info("read %d rows from %s; wrote %d predictions of model %s to %s.predictions", rows, source, rows,
+             details["id"], keyspace)
+    if labelled["n"]:
+        log.info("%d of those rows have labels: accuracy %.4f", labelled["n"], labelled["acc"])
+    return {"model_id": details["id"], "source": source, "rows_read": rows, "rows_written": rows,
+            "predictions": f"{keyspace}.predictions",
+            "labelled_accuracy": round(labelled["acc"], 6) if labelled["n"] else None}

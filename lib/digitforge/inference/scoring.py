@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from digitforge.core.images import NUM_CLASSES
+from digitforge.inference.modules import build_module
 from digitforge.training.models import normalise
 
 
@@ -43,3 +44,10 @@ def probabilities(module: torch.nn.Module, pixels_u8: np.ndarray, batch_rows: in
         x = normalise(torch.from_numpy(pixels_u8[start:start + batch_rows].copy()))  # frombuffer is read-only
         out.append(torch.softmax(module(x), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def score_model(model_id, architecture: str, weights: bytes, pixels_u8: np.ndarray, labels: np.ndarray) -> dict:
+    """evaluate() of a stored model (its architecture and safetensors weights) on rows in memory, with its
+    id: how the retrain job scores champion and challenger, and how reports get their predictions."""
+    module = build_module(architecture, weights, f"model {model_id}")
+    return dict(evaluate(module, pixels_u8, labels), id=str(model_id))

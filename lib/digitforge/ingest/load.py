@@ -10,6 +10,7 @@ cluster (from Parquet). Every write is an upsert by id, so writing the same rows
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 import uuid
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from digitforge.core.errors import InputError
+from digitforge.core.schema import KEYSPACE_NAME
 from digitforge.core.images import PIXELS
 
 log = logging.getLogger(__name__)
@@ -123,3 +125,30 @@ def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str 
                      report["expected"], report["before"], report["new"], report["written"], report["found"])
             reports.append({**report, "writer": writer})
     return reports, seconds
+
+
+def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = False) -> str:
+    """Everything checked before a row is written: the keyspace name; an original-demo keyspace is refused
+    untouched; the schema is created where missing (never altered); the writer chosen (an explicit one that
+    cannot work here fails now); then, with `replace`, the target tables emptied. Returns the writer.
+    Raises InputError or ConfigError (exit 2, nothing written)."""
+    from digitforge.core.config import ConfigError
+    from digitforge.core.cql import apply_schema, session
+    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
+
+    if not re.fullmatch(KEYSPACE_NAME, keyspace):
+        raise ConfigError(f"{keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
+    with session(cfg) as s:
+        for b in batches:
+            check_table_is_compact(s, keyspace, b.table)
+    apply_schema(cfg, [keyspace])
+    with session(cfg, keyspace) as s:
+        writer = choose_writer(cfg, s)
+        if writer == "sstable":
+            for b in batches:
+                check_raw_columns(s, keyspace, b.table)
+        if replace:
+            for b in batches:
+                s.execute(f"TRUNCATE {b.table}")
+                log.info("emptied %s.%s (--replace)", keyspace, b.table)
+    return writer

@@ -79,3 +79,16 @@ def split_mask(labels: np.ndarray, ratio: float, seed: int, stratify: bool) -> n
         chosen = rng.permutation(members)[:round(ratio * len(members))]
         train[chosen] = True
     return train
+
+
+def read_batches(cfg: dict, dataset: str, csv_paths: list[str] | None = None, data_dir: str | Path | None = None,
+                 limit: int | None = None) -> list[Batch]:
+    """What one ingest run writes, read and checked in memory: the Kaggle CSVs if given (split by the
+    `ingest:` settings), else the IDX files of `data_dir` or of the dataset's folder under the data dir."""
+    from digitforge.core.config import dataset_info
+    from digitforge.ingest.data_files import dataset_folder
+
+    icfg = cfg["ingest"]
+    if csv_paths:
+        return from_csv(csv_paths, icfg["split_ratio"], icfg["split_seed"], icfg["stratify"], limit)
+    return from_idx(data_dir or dataset_folder(dataset, dataset_info(cfg, dataset)["folder"]), limit)

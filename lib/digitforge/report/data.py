@@ -1,4 +1,4 @@
-"""Gather what a report shows, then render it with lib/digitforge/report.py.
+"""Gather what a report shows, then render it with report/render.py.
 
 A registered model (id or alias, from the registry) or a freshly trained one (the train job's result)
 -> its weights, its stored metrics and config, the test rows of its snapshot (else the dataset's
@@ -15,10 +15,11 @@ from digitforge.registry import artifacts
 from digitforge.report.inputs import ReportInputs
 from digitforge.report.render import write_comparison, write_report
 from digitforge.snapshot import read as rows
+from digitforge.snapshot.read import LabelledRows
 from digitforge.core.config import dataset_info, project_path
 from digitforge.core.images import NUM_CLASSES
 from digitforge.core.storage import local_path
-from digitforge.inference.scoring import evaluate
+from digitforge.inference.scoring import score_model
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def manifest_of(lineage: dict) -> dict | None:
     return json.loads(manifest.read_text()) if manifest.is_file() else None
 
 
-def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> rows.Rows | None:
+def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> LabelledRows | None:
     """The snapshot's test split, else the dataset's raw_test table, else None."""
     if manifest is not None:
         try:
@@ -60,14 +61,8 @@ def label_counts(manifest: dict | None) -> dict[str, list[int]]:
     return {split: rows.label_counts(manifest, split) for split in ("train", "test") if split in manifest["rows"]}
 
 
-def build_module(architecture: str, weights: bytes, what: str):
-    from digitforge.inference.modules import build_module as build
-
-    return build(architecture, weights, what)
-
-
 def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict | None,
-           test: rows.Rows | None = None, scored: dict | None = None) -> ReportInputs:
+           test: LabelledRows | None = None, scored: dict | None = None) -> ReportInputs:
     """ReportInputs for one model (`model`: the registry's details of it). `test` rows are read from
     the snapshot or Cassandra unless given; `scored` is the model's evaluate() on them, if done."""
     class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(NUM_CLASSES)]
@@ -77,8 +72,7 @@ def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict 
                               misclassified_limit=int(cfg.get("report", {}).get("misclassified", 40)))
     if test is not None:
         if scored is None:
-            scored = evaluate(build_module(model["architecture"], weights, f"model {model.get('id')}"),
-                              test.pixels, test.labels)
+            scored = score_model(model.get("id"), model["architecture"], weights, test.pixels, test.labels)
         inp.test_images, inp.test_labels = test.pixels, test.labels
         inp.test_predictions, inp.test_confidences = scored["predictions"], scored["confidences"]
         inp.test_source = f"{test.source} ({len(test)} rows; accuracy there {100 * scored['accuracy']:.2f}%)"
@@ -130,7 +124,7 @@ def compare_report(cfg: dict, a: tuple[str, str], b: tuple[str, str], out: str |
 
 
 def trained_model_report(cfg: dict, dataset: str, model_id, result: dict, lineage: dict, manifest: dict,
-                         test: rows.Rows | None = None) -> Path | None:
+                         test: LabelledRows | None = None) -> Path | None:
     """The train job's report of the model it just registered, from what it has in hand (no registry
     read). Never fails the job: a report that cannot be written is logged and skipped."""
     if not cfg.get("report", {}).get("enabled", True):

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Rows:
+class LabelledRows:
+    """Labelled images of a split, sorted by id, as numpy (for evaluations and reports on the driver)."""
     ids: np.ndarray      # (N,) int
     labels: np.ndarray   # (N,) int
     pixels: np.ndarray   # (N, 28, 28) uint8
@@ -26,7 +27,7 @@ class Rows:
         return len(self.ids)
 
 
-def _to_rows(ids, labels, blobs, source: str) -> Rows:
+def _labelled_rows(ids, labels, blobs, source: str) -> LabelledRows:
     bad = next((i for i, b in zip(ids, blobs) if b is None or len(b) != PIXELS), None)
     if bad is not None:
         raise ValueError(f"{source}: row id {bad}: pixels is not a {PIXELS}-byte blob")
@@ -34,16 +35,16 @@ def _to_rows(ids, labels, blobs, source: str) -> Rows:
         raise ValueError(f"{source}: unlabelled rows (label is null): cannot evaluate on them")
     order = np.argsort(np.asarray(ids), kind="stable")  # a stable order, whatever the file or token order
     pixels = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, *SHAPE) if len(blobs) else np.zeros((0, *SHAPE), np.uint8)
-    return Rows(np.asarray(ids, dtype=np.int64)[order], np.asarray(labels, dtype=np.int64)[order], pixels[order], source)
+    return LabelledRows(np.asarray(ids, dtype=np.int64)[order], np.asarray(labels, dtype=np.int64)[order], pixels[order], source)
 
 
-def from_snapshot(manifest: dict, split: str = "test") -> Rows:
+def from_snapshot(manifest: dict, split: str = "test") -> LabelledRows:
     """The split of a snapshot (its manifest), read with pyarrow, sorted by id."""
     import pyarrow.parquet as pq
 
     path = local_path(child_url(manifest["path"], split))
     table = pq.read_table(path, columns=["id", "label", "pixels"])
-    rows = _to_rows(table.column("id").to_pylist(), table.column("label").to_pylist(),
+    rows = _labelled_rows(table.column("id").to_pylist(), table.column("label").to_pylist(),
                     table.column("pixels").to_pylist(), f"snapshot {manifest['version']}/{split}")
     if len(rows) != manifest["rows"][split]:
         raise ValueError(f"snapshot {manifest['version']}/{split}: holds {len(rows)} rows, its manifest says "
@@ -51,12 +52,12 @@ def from_snapshot(manifest: dict, split: str = "test") -> Rows:
     return rows
 
 
-def from_cassandra(cfg: dict, keyspace: str, table: str = "raw_test") -> Rows:
+def from_cassandra(cfg: dict, keyspace: str, table: str = "raw_test") -> LabelledRows:
     """A raw table (pixels as blobs) read with the driver, sorted by id."""
     with session(cfg, keyspace) as s:
         s.default_fetch_size = 2000
         result = list(s.execute(f"SELECT id, label, pixels FROM {table}"))
-    return _to_rows([r.id for r in result], [r.label for r in result], [r.pixels for r in result],
+    return _labelled_rows([r.id for r in result], [r.label for r in result], [r.pixels for r in result],
                     f"{keyspace}.{table}")
 
 
