@@ -4,12 +4,11 @@
     test.csv:  pixel0,...,pixel783         (unlabelled: goes to raw_predict)
 
 One vectorised parse (pyarrow, single-threaded so that it counts rows, straight to int16 columns), then
-numpy range checks. Errors give the line (1-based, the header is line 1), the data row (1-based, not counting
+numpy range checks; only when the typed parse fails is the file read again as text to find the bad value. Errors give the line (1-based, the header is line 1), the data row (1-based, not counting
 the header or blank lines; a row's id is its data row - 1) and the column.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,6 @@ from digitforge.ingest.idx import read_bytes
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(PIXELS)]
 LABELLED_COLUMNS = ["label", *PIXEL_COLUMNS]
-_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to \w+: invalid value '(.*)'", re.S)
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
 
 def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -56,7 +53,16 @@ def check_header(path: Path, raw: bytes) -> list[str]:
     raise InputError(path, f"header column {j + 1} is {names[j]!r}, expected {expected[j]!r}", line=1)
 
 
+def _read_options():
+    from pyarrow import csv
+
+    # Single-threaded: pyarrow then counts rows in file order (each bad row's number is known).
+    return csv.ReadOptions(use_threads=False, block_size=1 << 24)
+
+
 def _parse(path: Path, raw: bytes, columns: list[str]):
+    """The data rows as int16 columns; wrong column counts and values that are not small integers are
+    InputErrors naming the line, data row and column."""
     import pyarrow as pa
     from pyarrow import csv
 
@@ -70,9 +76,7 @@ def _parse(path: Path, raw: bytes, columns: list[str]):
 
     try:
         table = csv.read_csv(
-            pa.BufferReader(raw),
-            # Single-threaded: pyarrow then knows each bad row's line number.
-            read_options=csv.ReadOptions(use_threads=False, block_size=1 << 24),
+            pa.BufferReader(raw), read_options=_read_options(),
             parse_options=csv.ParseOptions(invalid_row_handler=on_invalid_row),
             convert_options=csv.ConvertOptions(column_types={c: pa.int16() for c in columns}, null_values=[],
                                                quoted_strings_can_be_null=False))
@@ -93,19 +97,42 @@ def _raise_wrong_columns(path: Path, raw: bytes, bad_rows: dict, expected: int):
 
 
 def _raise_bad_value(path: Path, raw: bytes, columns: list[str], error: Exception):
-    """A value pyarrow cannot convert: name its line and column, and say whether it is not an integer at all."""
-    m = _CONVERSION.search(str(error))
-    if not m:
+    """The typed parse failed: read the file again as text and find the first value that is not an int16
+    with our own check (pyarrow's error message is not parsed: its wording is not an interface). Names
+    its line and column, and says whether it is an integer far outside the range or no integer at all."""
+    found = first_bad_value(raw, columns)
+    if found is None:
         raise InputError(path, f"cannot parse as CSV ({error})") from None
-    name, number, value = columns[int(m.group(1))], m.group(2), m.group(3)
-    if _INTEGER.fullmatch(value):  # an integer, but far outside any valid range (int16)
+    k, name, value, is_integer = found
+    if is_integer:
         problem = f"{'label' if name == 'label' else 'pixel'} {value.strip()} outside " + ("0-9" if name == "label" else "0-255")
     else:
         problem = f"non-integer value {value!r}"
-    if number is None:  # pyarrow < 14 does not say which row
-        raise InputError(path, problem, column=name) from None
-    number = int(number)  # counts non-blank lines, the header included
-    raise InputError(path, problem, line=physical_line(raw, number), row=number - 1, column=name) from None
+    raise InputError(path, problem, line=physical_line(raw, k + 2), row=k + 1, column=name) from None
+
+
+def first_bad_value(raw: bytes, columns: list[str]) -> tuple[int, str, str, bool] | None:
+    """(row index, column name, the text, whether it is an integer at all) of the first value (by row,
+    then column) that is not an integer within int16, or None. Vectorised with pyarrow.compute."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv
+
+    table = csv.read_csv(pa.BufferReader(raw), read_options=_read_options(),
+                         parse_options=csv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                         convert_options=csv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                                            null_values=[], quoted_strings_can_be_null=False))
+    first = None
+    for j, name in enumerate(columns):
+        text = pc.utf8_trim_whitespace(table.column(j))
+        is_integer = pc.match_substring_regex(text, r"^[+-]?\d+$")
+        short = pc.match_substring_regex(text, r"^[+-]?\d{1,5}$")  # at most 5 digits: fits an int32 cast
+        number = pc.cast(pc.if_else(short, text, "0"), pa.int32())
+        fits = pc.and_(short, pc.and_(pc.greater_equal(number, -32768), pc.less_equal(number, 32767)))
+        k = pc.index(fits, False).as_py()
+        if k >= 0 and (first is None or k < first[0]):
+            first = (k, name, table.column(j)[k].as_py(), bool(is_integer[k].as_py()))
+    return first
 
 
 def _check_range(path: Path, raw: bytes, values: np.ndarray, low: int, high: int, names: list[str], what: str):
