@@ -102,3 +102,12 @@ def test_comparison_digits_vs_fashion_side_by_side_with_deltas(tmp_path):
     text = page.read_text()
     assert "A is " in text and "points more accurate" in text  # the digits model wins, in numbers
     assert "Shirt" in text and "class=neg" in text  # fashion classes named, losses marked
+
+
+def test_pages_escape_what_they_show(tmp_path):
+    inp = fake_inputs()
+    inp.class_names = ["<script>alert(1)</script>", *inp.class_names[1:]]
+    inp.model["comments"] = "a & b <b>bold</b>"
+    text = write_report(inp, tmp_path).read_text()
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "a &amp; b &lt;b&gt;bold&lt;/b&gt;" in text
