@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from digitforge.core.images import NUM_CLASSES
+from digitforge.core.progress import progress
 from digitforge.inference.modules import build_module
 from digitforge.training.models import normalise
 
@@ -20,7 +21,7 @@ def evaluate(module: torch.nn.Module, pixels_u8: np.ndarray, labels: np.ndarray,
     module.eval()
     labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     loss, preds, confs = 0.0, [], []
-    for start in range(0, len(labels_t), batch_size):
+    for start in progress(range(0, len(labels_t), batch_size), desc=f"evaluating on {len(labels_t)} rows", unit="batch"):
         x = normalise(torch.from_numpy(np.ascontiguousarray(pixels_u8[start:start + batch_size])))
         logits = module(x)
         loss += float(F.cross_entropy(logits, labels_t[start:start + batch_size], reduction="sum"))

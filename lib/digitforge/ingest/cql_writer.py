@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digitforge.core.progress import progress
 from digitforge.core.spark import CASSANDRA_FORMAT
 from digitforge.ingest.rows import ROW_SCHEMA, to_arrow
 
@@ -36,7 +37,7 @@ def output_options(icfg: dict) -> dict[str, str]:
 def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
     """Every batch (one table each) staged as `partitions` Parquet files under folder, then written to
     keyspace.<batch.table> by the connector, table by table."""
-    for b in batches:
+    for b in progress(batches, desc=f"{keyspace}: staging and writing through CQL", unit="table"):
         staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
         (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
          .options(keyspace=keyspace, table=b.table, **output_options(cfg["ingest"])).mode("append").save())

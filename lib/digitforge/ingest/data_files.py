@@ -8,6 +8,7 @@ from pathlib import Path
 
 from digitforge.core.config import PROJECT_ROOT
 from digitforge.core.errors import InputError
+from digitforge.core.progress import progress
 from digitforge.ingest.idx import find_split_files
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ def _download(name: str, folder: Path) -> None:
                     log.info("downloading %s%s", mirror, f)
                     tmp = target.with_suffix(".part")
                     with urllib.request.urlopen(mirror + f, timeout=20) as r, open(tmp, "wb") as out:
-                        out.write(r.read())
+                        size = int(r.headers.get("Content-Length") or 0) or None
+                        with progress(total=size, desc=f"downloading {f}", unit="B") as bar:
+                            for chunk in iter(lambda: r.read(1 << 20), b""):
+                                out.write(chunk)
+                                bar.update(len(chunk))
                     tmp.rename(target)
             return
         except OSError as e:

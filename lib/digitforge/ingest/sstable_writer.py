@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitforge.core.progress import progress
 from digitforge.ingest.rows import RAW_COLUMNS, to_records
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
 
     started = time.time()
     files, tables = [], []
-    for b in batches:
+    for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
         paths = stage_records(to_records(b.ids, b.images, b.labels), folder / "rows" / b.table, partitions)
         files += paths
         tables += [b.table] * len(paths)
@@ -139,7 +140,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     folders = write_sstables(spark, files, tables, keyspace, folder / "sstables",
                              project_path(cfg["ingest"]["cassandra_jars"]))
     written = time.time()
-    for table in dict.fromkeys(tables):
+    for table in progress(list(dict.fromkeys(tables)), desc=f"{keyspace}: importing SSTables", unit="table"):
         import_sstables(spark, cfg, keyspace, table, [f for f in folders if Path(f).name == table])
     log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, imported %.2fs", keyspace, staged - started,
              len(folders), written - staged, time.time() - written)

@@ -9,6 +9,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from digitforge.core.progress import progress
 from digitforge.report.charts import (confusion_heatmap, conv_filters, label_balance, misclassified_grid,
                                       per_class_bars, training_curves)
 from digitforge.report.inputs import ReportInputs
@@ -55,6 +56,7 @@ def render_charts(inp: ReportInputs, out_dir: Path, prefix: str = "") -> tuple[d
     m = inp.model.get("metrics") or {}
     label = f"{inp.model.get('architecture', '?')} on {inp.model.get('dataset', '?')}"
     files, notes = {}, {}
+    bar = progress(total=len(CHARTS), desc=f"report charts of {label}", unit="chart")
 
     def name(chart):
         return f"{prefix}{chart}.png"
@@ -64,17 +66,20 @@ def render_charts(inp: ReportInputs, out_dir: Path, prefix: str = "") -> tuple[d
         files["curves"] = name("curves")
     else:
         notes["curves"] = "no per-epoch history stored with this model"
+    bar.update()
     if m.get("confusion_matrix"):
         confusion_heatmap(m["confusion_matrix"], inp.class_names, out_dir / name("confusion"), f"confusion matrix: {label}")
         files["confusion"] = name("confusion")
     else:
         notes["confusion"] = "no confusion matrix stored with this model"
+    bar.update()
     if inp.state_dict is None:
         notes["filters"] = "weights not loaded"
     elif conv_filters(inp.state_dict, out_dir / name("filters")) is None:
         notes["filters"] = f"{inp.model.get('architecture', 'this model')} has no convolution layer (fully connected only)"
     else:
         files["filters"] = name("filters")
+    bar.update()
     if inp.test_predictions is not None:
         _, n_wrong = misclassified_grid(inp.test_images, inp.test_labels, inp.test_predictions, inp.class_names,
                                         out_dir / name("misclassified"), inp.test_confidences,
@@ -84,11 +89,14 @@ def render_charts(inp: ReportInputs, out_dir: Path, prefix: str = "") -> tuple[d
             notes["misclassified"] = f"the model run on {inp.test_source}"
     else:
         notes["misclassified"] = "no test rows available to run the model on"
+    bar.update()
     if inp.label_counts:
         label_balance(inp.label_counts, inp.class_names, out_dir / name("balance"), f"label balance: {inp.model.get('dataset', '')}")
         files["balance"] = name("balance")
     else:
         notes["balance"] = "no label counts available"
+    bar.update()
+    bar.close()
     return files, notes
 
 

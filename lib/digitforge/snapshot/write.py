@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from digitforge.core.clock import now_iso, stamp
+from digitforge.core.progress import progress
 from digitforge.core.storage import is_url, to_url
 
 
@@ -44,7 +45,7 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
     counts = {}
     started = time.time()
     try:
-        for split, df in splits.items():
+        for split, df in progress(list(splits.items()), desc=f"snapshot {version}", unit="split"):
             url = to_url(base / split)
             # At least files_per_split row groups, so that many ranks each get a shard.
             with materialize_dataset(spark, url, schema, row_group_size_mb):
