@@ -85,7 +85,10 @@ def first_conv_weight(state_dict: dict) -> tuple[str, np.ndarray] | None:
 
 def conv_filters(state_dict: dict, path: Path, title: str = "") -> Path | None:
     """The first convolution layer's filters, each scaled to its own range, in a grid (as PuzzleLib's
-    showFilters). None when the model has no convolution (the mlp)."""
+    showFilters; torchvision's make_grid lays them out). None when the model has no convolution (the mlp)."""
+    import torch
+    from torchvision.utils import make_grid
+
     found = first_conv_weight(state_dict)
     if found is None:
         return None
@@ -94,43 +97,52 @@ def conv_filters(state_dict: dict, path: Path, title: str = "") -> Path | None:
     n = len(w)
     cols = min(n, 8 if n <= 32 else 16)
     rows = math.ceil(n / cols)
+    grid = make_grid(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))[:, None], nrow=cols, padding=1,
+                     normalize=True, scale_each=True, pad_value=1.0)
     fig = Figure(figsize=(cols * 0.9, rows * 0.9 + 0.5))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for k, ax in enumerate(axes):
-        ax.axis("off")
-        if k < n:
-            f = w[k]
-            lo, hi = f.min(), f.max()
-            ax.imshow((f - lo) / (hi - lo) if hi > lo else np.zeros_like(f), cmap="gray", vmin=0, vmax=1,
-                      interpolation="nearest")
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     fig.suptitle(title or f"{name}: {n} filters {w.shape[1]}x{w.shape[2]}", fontsize=9)
     return _save(fig, path)
+
+
+GRID_COLS, CAPTION_PX, PAD_PX = 8, 14, 2  # misclassified grid: images per row, white space above each for its caption
 
 
 def misclassified_grid(images, labels, predictions, class_names: list[str], path: Path,
                        confidences=None, limit: int = 40) -> tuple[Path, int]:
     """Up to `limit` misclassified images (the most confidently wrong first when confidences are
-    given) titled `true -> predicted`. Returns (path, how many were wrong in all)."""
+    given) captioned `true -> predicted`, laid out by torchvision's make_grid. Returns (path, how many
+    were wrong in all)."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.utils import make_grid
+
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     wrong = np.flatnonzero(labels != predictions)
     if confidences is not None:
         wrong = wrong[np.argsort(-np.asarray(confidences)[wrong], kind="stable")]
     shown = wrong[:limit]
-    cols = 8
-    rows = max(1, math.ceil(len(shown) / cols))
-    fig = Figure(figsize=(cols * 1.5, rows * 1.5 + 0.4))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for k, ax in enumerate(axes):
-        ax.axis("off")
-        if k < len(shown):
-            i = shown[k]
-            ax.imshow(np.asarray(images[i]).reshape(SHAPE), cmap="gray_r", vmin=0, vmax=255)
+    rows = max(1, math.ceil(len(shown) / GRID_COLS))
+    fig = Figure(figsize=(GRID_COLS * 1.5, rows * 1.5 + 0.4))
+    ax = fig.subplots()
+    ax.axis("off")
+    if len(shown):
+        picked = np.stack([np.asarray(images[i]).reshape(SHAPE) for i in shown]).astype(np.float32) / 255.0
+        # ink dark on white (as gray_r), with room above each image for its caption
+        cells = F.pad(1.0 - torch.from_numpy(picked)[:, None], (0, 0, CAPTION_PX, 0), value=1.0)
+        grid = make_grid(cells, nrow=GRID_COLS, padding=PAD_PX, pad_value=1.0)
+        ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        cell_h, cell_w = cells.shape[2] + PAD_PX, cells.shape[3] + PAD_PX
+        for k, i in enumerate(shown):
             text = f"{class_names[labels[i]]}\n→ {class_names[predictions[i]]}"
             if confidences is not None:
                 text += f" ({float(np.asarray(confidences)[i]):.2f})"
-            ax.set_title(text, fontsize=7, color="tab:red")
-    if not len(shown):
-        axes[0].text(0, 0.5, "no misclassified images", fontsize=10)
+            ax.text((k % GRID_COLS) * cell_w + PAD_PX + cells.shape[3] / 2, (k // GRID_COLS) * cell_h + PAD_PX + CAPTION_PX - 1,
+                    text, fontsize=7, color="tab:red", ha="center", va="bottom")
+    else:
+        ax.text(0, 0.5, "no misclassified images", fontsize=10)
     fig.suptitle(f"{len(wrong)} of {len(labels)} test images misclassified"
                  + (f"; the {len(shown)} shown: true → predicted" if len(shown) else ""), fontsize=9)
     return _save(fig, path), len(wrong)
