@@ -24,6 +24,17 @@ def write_idx(path: Path, array: np.ndarray, magic: int, gz: bool = True) -> Pat
     return path
 
 
+def image_rows(images: np.ndarray, labels: np.ndarray | None, first_id: int = 0):
+    """A pandas frame in the raw tables' layout (id, label or None, pixels as 784 bytes) for
+    spark.createDataFrame: rows for test snapshots, built here rather than by library code."""
+    import pandas as pd
+
+    flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    return pd.DataFrame({"id": np.arange(first_id, first_id + len(flat), dtype=np.int32),
+                         "label": pd.array(labels if labels is not None else [None] * len(flat), dtype="Int32"),
+                         "pixels": [row.tobytes() for row in flat]})
+
+
 def write_csv(path: Path, images: np.ndarray, labels: np.ndarray | None = None, gz: bool = False) -> Path:
     """A Kaggle digit-recognizer CSV: label,pixel0..pixel783 (or pixel0..pixel783 when unlabelled)."""
     flat = np.asarray(images).reshape(len(images), -1)

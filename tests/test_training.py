@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, ROOT, last_json, run
+from conftest import BIN, ROOT, image_rows, last_json, run
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
@@ -30,7 +30,6 @@ def snapshot_root(tmp_path_factory, it_overrides):
     from digitforge.ingest import idx
     from digitforge.snapshot import write as snapshot
     from digitforge.ingest.data_files import dataset_folder
-    from digitforge.ingest.load import to_rows
     from digitforge.core.spark import get_spark
 
     run([str(BIN / "digitforge"), *it_overrides, "schema", "apply"])
@@ -42,7 +41,7 @@ def snapshot_root(tmp_path_factory, it_overrides):
         splits = {}
         for split, n in (("train", N_TRAIN), ("test", N_TEST)):
             images, labels = idx.read_pair(*idx.find_split_files(folder, split))
-            splits[split] = spark.createDataFrame(to_rows(images[:n], labels[:n]), "id int, label int, pixels binary")
+            splits[split] = spark.createDataFrame(image_rows(images[:n], labels[:n]), "id int, label int, pixels binary")
         snapshot.write_snapshot(spark, splits, root, "mnist", source={"test": True}, files_per_split=4)
     finally:
         spark.stop()

@@ -5,7 +5,6 @@ import torch
 
 from digitforge.registry import artifacts
 from digitforge.core import config
-from digitforge.ingest import load as ingest
 from digitforge.snapshot import shards
 from digitforge.training.models import ARCHITECTURES, build_model, normalise
 from digitforge.core.metrics import stored_per_class
@@ -23,17 +22,6 @@ def test_overrides_parse_yaml_scalars_and_reject_unknown_keys():
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(config.ConfigError, match="known datasets: fashion-mnist, mnist"):
         config.dataset_info(config.resolve(), "cifar")
-
-
-def test_to_rows_makes_deterministic_ids_and_784_byte_blobs():
-    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
-    rows = ingest.to_rows(images, np.array([3, 1, 4, 1, 5]), first_id=10)
-    assert rows["id"].tolist() == [10, 11, 12, 13, 14]
-    assert rows["label"].tolist() == [3, 1, 4, 1, 5]
-    assert all(len(p) == 784 for p in rows["pixels"])
-    assert rows["pixels"][2] == images[2].tobytes()
-    unlabelled = ingest.to_rows(images, None)
-    assert unlabelled["label"].isna().all()
 
 
 def test_equal_steps_and_epoch_indices_cover_every_row():

@@ -40,6 +40,7 @@ def _print_aliases(rows: list[dict], as_json: bool) -> None:
 
 
 def main(argv=None) -> int:
+    """The `digitforge` command line; returns the exit code (2 for bad input, config or references)."""
     setup_logging()
     p = argparse.ArgumentParser(prog="digitforge", description=__doc__)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")

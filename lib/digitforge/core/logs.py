@@ -8,6 +8,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(level: str | None = None) -> None:
+    """Log to stderr as `time LEVEL logger: message` (level from DIGITFORGE_LOG_LEVEL), once per process, with
+    library chatter quietened."""
     level = (level or os.environ.get("DIGITFORGE_LOG_LEVEL", "INFO")).upper()
     root = logging.getLogger()
     if not any(getattr(h, "_digitforge", False) for h in root.handlers):

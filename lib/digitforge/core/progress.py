@@ -29,6 +29,7 @@ class _LogLines:
         self._last, self._logged = self.started, False
 
     def update(self, n: float = 1) -> None:
+        """Count n more units done; log a line if every_s has passed since the last one."""
         self.n += n
         now = time.monotonic()
         if self.enabled and now - self._last >= self.every_s:
@@ -48,6 +49,7 @@ class _LogLines:
         self.close()
 
     def close(self) -> None:
+        """Log the final line, if the work was long enough to have been reported at all."""
         if self._logged:  # only work long enough to have been reported says it ended
             self._logged = False
             log.info("%s: done, %s", self.desc, self._status(time.monotonic()))

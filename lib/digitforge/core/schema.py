@@ -19,18 +19,21 @@ class Section(BaseModel):
 
 
 class CassandraConfig(Section):
+    """cassandra: the node to talk to (CQL port) and its JMX port (ingest's SSTable import)."""
     host: str = Field(min_length=1)
     port: Port
     jmx_port: Port
 
 
 class DatasetConfig(Section):
+    """datasets.<name>: the keyspace, the data folder under the data dir, the class names."""
     keyspace: str = Field(pattern=KEYSPACE_NAME)
     folder: str = Field(min_length=1)
     classes: Optional[list[str]] = Field(default=None, min_length=NUM_CLASSES, max_length=NUM_CLASSES)
 
 
 class IngestConfig(Section):
+    """ingest: the writer, staging, the CSV split, and the connector's write settings."""
     dataset: str
     writer: Literal["auto", "sstable", "cql"]
     write_partitions: int = Field(ge=0)
@@ -45,6 +48,7 @@ class IngestConfig(Section):
 
 
 class ConvertConfig(Section):
+    """convert: where snapshots go and how each split is cut into files / row groups."""
     dataset: str
     snapshot_root: str = Field(min_length=1)
     files_per_split: int = Field(ge=1)
@@ -52,6 +56,7 @@ class ConvertConfig(Section):
 
 
 class TrainConfig(Section):
+    """train: the network, optimiser, schedule, augmentation, precision, data path and ranks."""
     dataset: str
     snapshot: str = Field(min_length=1)
     architecture: Literal["net", "mlp", "lenet5", "fastcnn"]
@@ -89,10 +94,12 @@ class TrainConfig(Section):
 
 
 class RegistryConfig(Section):
+    """registry: the largest artifact kept inline in the models row (bytes)."""
     chunk_bytes: int = Field(ge=1)
 
 
 class PredictConfig(Section):
+    """predict: which model predicts which table."""
     dataset: str
     model: str = Field(min_length=1)
     table: str = Field(min_length=1)
@@ -100,6 +107,7 @@ class PredictConfig(Section):
 
 
 class RetrainConfig(Section):
+    """retrain: what 'better' means, by how much, the alias, the lease's TTL."""
     dataset: str
     metric: Literal["accuracy", "loss"]
     margin: float = Field(ge=0)
@@ -109,6 +117,7 @@ class RetrainConfig(Section):
 
 
 class ReportConfig(Section):
+    """report: whether jobs write reports, where, and how many misclassified images they show."""
     enabled: bool
     root: str = Field(min_length=1)
     misclassified: int = Field(ge=0)

@@ -18,6 +18,7 @@ def connector_jars() -> list[str]:
 
 
 def read_profile(name: str) -> dict[str, str]:
+    """The settings of conf/spark/<name>.conf (`key value` lines, @ROOT@ filled in)."""
     conf = {}
     for line in (conf_dir() / "spark" / f"{name}.conf").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -28,6 +29,8 @@ def read_profile(name: str) -> dict[str, str]:
 
 
 def get_spark(app_name: str, cfg: dict | None = None):
+    """The job's SparkSession (the profile and connector jars applied when not under spark-submit), pointed at
+    cfg's Cassandra node."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
@@ -44,9 +47,11 @@ def get_spark(app_name: str, cfg: dict | None = None):
 
 
 def cassandra_table(spark, keyspace: str, table: str):
+    """keyspace.table as a Spark DataFrame, through the connector."""
     return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
 
 
 def write_cassandra(df, keyspace: str, table: str) -> None:
     # Rows are upserts by primary key: writing the same ids again replaces, never duplicates.
+    """Append df's rows to keyspace.table through the connector."""
     df.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()

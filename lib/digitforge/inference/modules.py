@@ -12,11 +12,11 @@ from digitforge.training.models import ARCHITECTURES, build_model
 
 
 class UnknownArchitecture(LookupError):
-    pass
+    """The stored architecture is not one this code can build."""
 
 
 class BadWeights(ValueError):
-    pass
+    """The stored weights do not load into the network of their architecture."""
 
 
 def build_module(architecture: str, weights: bytes, what: str = "model") -> torch.nn.Module:

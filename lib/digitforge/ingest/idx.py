@@ -74,6 +74,7 @@ def read_labels(path: str | Path) -> np.ndarray:
 
 
 def read_pair(images_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of one split, checked to hold the same number of items."""
     images, labels = read_images(images_path), read_labels(labels_path)
     if len(images) != len(labels):
         raise InputError(images_path, f"{len(images)} images but {labels_path} holds {len(labels)} labels")

@@ -16,7 +16,6 @@ import time
 import uuid
 
 import numpy as np
-import pandas as pd
 
 from digitforge.core.errors import InputError
 from digitforge.core.schema import KEYSPACE_NAME
@@ -27,21 +26,6 @@ log = logging.getLogger(__name__)
 
 class LostRowsError(RuntimeError):
     """Cassandra holds fewer rows after a write than the accounting expects."""
-
-
-def to_rows(images: np.ndarray, labels: np.ndarray | None, first_id: int = 0) -> pd.DataFrame:
-    """One row per image: deterministic ids (first_id + position), label (None when unlabelled),
-    pixels as 784 bytes, row-major. Pure: no Spark, no Cassandra."""
-    images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-    if images.shape[1] != PIXELS:
-        raise ValueError(f"expected {PIXELS} pixels per image, got {images.shape[1]}")
-    flat = images.tobytes()
-    pixels = [flat[i * PIXELS:(i + 1) * PIXELS] for i in range(len(images))]
-    return pd.DataFrame({
-        "id": np.arange(first_id, first_id + len(images), dtype=np.int32),
-        "label": pd.array(labels, dtype="Int32") if labels is not None else pd.array([None] * len(images), dtype="Int32"),
-        "pixels": pixels,
-    })
 
 
 def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> float:

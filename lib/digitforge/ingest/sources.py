@@ -21,6 +21,7 @@ from digitforge.core.images import NUM_CLASSES
 
 @dataclass(frozen=True)
 class Batch:
+    """The checked rows one table receives: ids, images, labels (None when unlabelled) and their files."""
     table: str
     ids: np.ndarray              # (N,) int32, unique within the table
     images: np.ndarray           # (N, 28, 28) uint8

@@ -29,11 +29,13 @@ class BulkLoadError(RuntimeError):
 
 
 def create_statement(keyspace: str, table: str) -> str:
+    """The raw table's CREATE TABLE, as the SSTable writer needs it."""
     columns = ", ".join(f"{name} {ctype}" + (" PRIMARY KEY" if name == "id" else "") for name, ctype in RAW_COLUMNS)
     return f"CREATE TABLE {keyspace}.{table} ({columns})"
 
 
 def insert_statement(keyspace: str, table: str) -> str:
+    """The raw table's INSERT with bind markers, as the SSTable writer needs it."""
     names = ", ".join(name for name, _ in RAW_COLUMNS)
     return f"INSERT INTO {keyspace}.{table} ({names}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
 

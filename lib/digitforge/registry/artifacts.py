@@ -9,10 +9,12 @@ from safetensors.torch import save as st_save
 
 
 def weights_to_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """A state_dict as safetensors bytes (tensors moved to the CPU)."""
     return st_save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
 
 
 def weights_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    """safetensors bytes back to a state_dict (no code runs: not pickle)."""
     return st_load(data)
 
 
@@ -31,6 +33,7 @@ def optimizer_to_bytes(opt_state: dict) -> bytes:
 
 
 def optimizer_from_bytes(data: bytes) -> dict:
+    """optimizer_to_bytes' output back to a torch optimizer state_dict."""
     tensors = st_load(data)
     header_len = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})

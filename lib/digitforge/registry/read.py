@@ -25,15 +25,15 @@ META_COLUMNS = (SUMMARY_COLUMNS + ", config, metrics, lineage, network_sha256, n
 
 
 class RegistryError(LookupError):
-    pass
+    """A registry lookup or write that cannot be done; the message names the model or alias."""
 
 
 class ModelNotFound(RegistryError):
-    pass
+    """No models row with that id (or the alias points at a missing one)."""
 
 
 class AliasNotFound(RegistryError):
-    pass
+    """The reference is neither a model id nor a set alias."""
 
 
 class ArtifactError(RegistryError):

@@ -56,6 +56,7 @@ def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> LabelledRows | 
 
 
 def label_counts(manifest: dict | None) -> dict[str, list[int]]:
+    """Images per label of each split of the snapshot ({} without one)."""
     if manifest is None:
         return {}
     return {split: rows.label_counts(manifest, split) for split in ("train", "test") if split in manifest["rows"]}
@@ -97,10 +98,12 @@ def rescored(model: dict, scored: dict, source: str) -> dict:
 
 
 def out_dir(cfg: dict, name: str) -> Path:
+    """The folder of one report under report.root."""
     return project_path(cfg["report"]["root"]) / name
 
 
 def registered_inputs(cfg: dict, dataset: str, ref: str) -> ReportInputs:
+    """ReportInputs of a registered model (its weights checked) and of its snapshot's test rows."""
     from digitforge.registry import read as registry_read
 
     details, weights = registry_read.fetch(cfg, dataset, ref)

@@ -21,6 +21,7 @@ def class_table(metrics: dict) -> list[dict]:
 
 
 def headline(model: dict) -> dict:
+    """The headline numbers of a model's page: test accuracy and loss, test rows, epochs, train seconds."""
     m = model.get("metrics") or {}
     history = m.get("history") or []
     return {"test accuracy": model.get("test_accuracy"), "test loss": model.get("test_loss"),

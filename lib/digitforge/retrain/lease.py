@@ -57,6 +57,7 @@ class LeaseStore:
         return bool(rs.was_applied)
 
     def release(self, name: str, owner: str) -> bool:
+        """Delete the lease if `owner` still holds it; True when it did."""
         rs = self.s.execute(f"DELETE FROM {self.keyspace}.leases WHERE name = %s IF owner = %s", (name, owner))
         return bool(rs.was_applied)
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class ShortReadError(RuntimeError):
-    pass
+    """The ranks read fewer rows than the snapshot holds, even after retries."""
 
 
 def decode(batch) -> tuple[np.ndarray, np.ndarray]:

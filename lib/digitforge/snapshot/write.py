@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def unischema():
+    """The Petastorm schema of a snapshot split: id, label (nullable), pixels (bytes)."""
     from petastorm.codecs import ScalarCodec
     from petastorm.unischema import Unischema, UnischemaField
     from pyspark.sql.types import BinaryType, IntegerType

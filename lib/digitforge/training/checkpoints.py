@@ -25,10 +25,11 @@ RUN_FILE, LATEST = "run.json", "latest"
 
 
 class CheckpointError(LookupError):
-    pass
+    """No run or no complete checkpoint to resume from."""
 
 
 def new_run_id(dataset: str, architecture: str) -> str:
+    """A new run's id: <dataset>-<architecture>-<UTC stamp>."""
     return f"{dataset}-{architecture}-{stamp()}"
 
 
@@ -51,6 +52,7 @@ def start_run(root: str | Path, run_id: str, config: dict) -> Path:
 
 
 def read_run(folder: str | Path) -> dict:
+    """The run.json of a run folder (its dataset, architecture, created, config)."""
     return json.loads((Path(folder) / RUN_FILE).read_text())
 
 

@@ -54,16 +54,19 @@ class TrainData:
             raise ValueError(f"unknown train.data {tc['data']!r}; known: memory, stream")
 
     def epoch(self, rng: np.random.Generator):
+        """The batches of one epoch (in memory: a fresh shuffle from rng; streamed: the next `steps` batches)."""
         if self._reader is not None:
             return self._stream
         return _in_memory_batches(self.x, self.y, self.steps, self.batch_size, rng)
 
     def close(self) -> None:
+        """Stop the streaming reader's threads (nothing to do in memory)."""
         if self._reader is not None:
             self._reader.close()  # stops Petastorm's reader threads
 
 
 def read_split(manifest: dict, split: str, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's shard of a snapshot split as tensors (pixels uint8, labels int64), every row counted."""
     px, lb = shards.read_shard_checked(child_url(manifest["path"], split), rank, world, manifest["rows"][split], all_reduce)
     return torch.from_numpy(px), torch.from_numpy(lb)
 

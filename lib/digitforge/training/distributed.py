@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 
 def all_reduce(value, op=dist.ReduceOp.SUM):
+    """A number (or tensor) summed (or reduced by op) over every rank; every rank gets the result."""
     t = torch.as_tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
     dist.all_reduce(t, op=op)
     return t.item() if t.dim() == 0 else t
@@ -32,6 +33,7 @@ def setup_device(tc: dict) -> tuple[torch.device, str]:
 
 
 def rank_info(rank: int, device: torch.device) -> dict:
+    """Who this rank is (host, pid, device, package path), gathered on rank 0 for the log."""
     import digitforge
 
     return {"rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
@@ -39,6 +41,7 @@ def rank_info(rank: int, device: torch.device) -> dict:
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (MASTER_PORT for a world of one)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -22,6 +22,7 @@ class Net(nn.Module):
         self.fc2 = nn.Linear(50, NUM_CLASSES)
 
     def forward(self, x):
+        """Logits (N, 10) of normalised images (N, 1, 28, 28)."""
         x = F.relu(F.max_pool2d(self.conv1(x), 2))
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
         x = x.flatten(1)
@@ -38,6 +39,7 @@ class MLP(nn.Module):
                                     nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, NUM_CLASSES))
 
     def forward(self, x):
+        """Logits (N, 10) of normalised images (N, 1, 28, 28)."""
         return self.layers(x)
 
 
@@ -52,6 +54,7 @@ class LeNet5(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(50 * 4 * 4, 500), nn.Tanh(), nn.Linear(500, NUM_CLASSES))
 
     def forward(self, x):
+        """Logits (N, 10) of normalised images (N, 1, 28, 28)."""
         return self.classifier(self.features(x))
 
 
@@ -76,6 +79,7 @@ class FastCNN(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, NUM_CLASSES))
 
     def forward(self, x):
+        """Logits (N, 10) of normalised images (N, 1, 28, 28)."""
         return self.head(self.features(x))
 
 

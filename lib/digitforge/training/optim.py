@@ -5,6 +5,7 @@ import torch
 
 
 def make_optimizer(model, tc: dict):
+    """The optimiser of train.optimizer (sgd with momentum/Nesterov, adam, adamw)."""
     name = tc["optimizer"].lower()
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"],

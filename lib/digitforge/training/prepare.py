@@ -23,6 +23,7 @@ FIXED_FOR_ONECYCLE = ("epochs", "batch_size", "num_processes", "data")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
+    """The flags of the train job and the torchrun entry: --dataset, --set, presets, train.* flags, --resume."""
     p = config.job_parser(doc)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--preset", action="append", default=[], metavar="NAME",
@@ -67,6 +68,8 @@ def resolve_config(args) -> dict:
 
 
 def check_resumable(before: dict, now: dict, done_epochs: int, run_id: str) -> None:
+    """Refuse to resume with settings the checkpoint cannot continue under (another network, a changed
+    one-cycle length, no epochs left); log what else changed."""
     changed = [k for k in FIXED_ON_RESUME if before.get(k) != now.get(k)]
     if now["schedule"] == "onecycle":  # the one-cycle schedule's length is fixed when it starts
         changed += [k for k in FIXED_FOR_ONECYCLE if before.get(k) != now.get(k)]
@@ -96,6 +99,7 @@ def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
 
 
 def summary(cfg: dict, result: dict) -> dict:
+    """The JSON summary a training run prints: dataset, architecture, run, epochs, accuracy, loss, seconds."""
     tc = cfg["train"]
     return {"dataset": tc["dataset"], "architecture": tc["architecture"], "run_id": result.get("run_id"),
             "epochs": result.get("epochs"), "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
