@@ -20,7 +20,7 @@ from digitforge.training.models import build_model
 from digitforge.training.data import epoch_seed
 from digitforge.training.optim import autocast_dtype, make_schedule
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_whole_pixel_shifts_move_the_image_without_blurring_it():
