@@ -67,3 +67,17 @@ def test_jobs_and_the_cli_exit_2_naming_the_key_before_any_spark_or_cassandra_wo
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "config key '" in proc.stderr
     assert "SparkContext" not in proc.stderr and "cassandra.cluster" not in proc.stderr
+
+
+def test_overrides_parse_yaml_scalars_and_reject_unknown_keys():
+    cfg = config.resolve(["train.lr=0.05", "train.use_gpu=true"], **{"train.epochs": 3, "train.seed": None})
+    assert cfg["train"]["lr"] == 0.05 and cfg["train"]["use_gpu"] is True and cfg["train"]["epochs"] == 3
+    with pytest.raises(config.ConfigError, match="unknown config key 'train.lrr'"):
+        config.resolve(["train.lrr=1"])
+    with pytest.raises(config.ConfigError, match="not of the form"):
+        config.resolve(["train.lr"])
+
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(config.ConfigError, match="known datasets: fashion-mnist, mnist"):
+        config.dataset_info(config.resolve(), "cifar")

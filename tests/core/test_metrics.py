@@ -26,3 +26,10 @@ def test_stored_form_is_rounded_lists():
     stored = stored_per_class(CONFUSION)
     assert stored == {"precision": [0.71429, 0.75, 0.8, 0.0], "recall": [0.83333, 0.5, 1.0, 0.0],
                       "f1": [0.76923, 0.6, 0.88889, 0.0]}
+
+
+def test_class_metrics_from_confusion_matrix():
+    cm = np.zeros((10, 10), int)
+    cm[0, 0], cm[0, 1], cm[1, 1] = 8, 2, 10
+    m = stored_per_class(cm)
+    assert m["recall"][0] == 0.8 and m["precision"][1] == pytest.approx(10 / 12, abs=1e-4)
