@@ -1,11 +1,13 @@
-"""Ingest: checked batches of rows -> Cassandra raw tables through Spark, with accounting.
+"""Ingest's load step: the tables checked before anything is written, every batch written with the chosen
+writer, then each table counted against what the accounting expects.
 
 Rows are compact: (id int, label int, pixels blob of 784 bytes). The driver stages each batch as a few
 files (built without a Python object per row), so the executors read their share in parallel instead of
 receiving the whole batch inside one huge task, and the JVM writes it with no Python worker. Two writers
 (ingest.writer): SSTables written by the tasks and imported whole by a node on this machine
-(ingest/sstable_writer.py, from fixed-width record files; ingest/cql_writer.py otherwise), or the connector's unlogged batches of many rows for any
-cluster (from Parquet). Every write is an upsert by id, so writing the same rows again never duplicates.
+(ingest/sstable_writer.py, from fixed-width record files), or the connector's unlogged batches of many
+rows for any cluster (ingest/cql_writer.py, from Parquet). Every write is an upsert by id, so writing the
+same rows again never duplicates.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import uuid
 import numpy as np
 
 from digitforge.core.errors import InputError
-from digitforge.core.schema import KEYSPACE_NAME
 from digitforge.core.images import PIXELS
+from digitforge.core.schema import KEYSPACE_NAME
 
 log = logging.getLogger(__name__)
 
