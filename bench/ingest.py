@@ -31,12 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # this checkout's digitforge
 
 from digitforge.core import config  # noqa: E402
-from digitforge.ingest import sources  # noqa: E402
 from digitforge.core.cql import apply_schema, session  # noqa: E402
-from digitforge.ingest.data_files import dataset_folder  # noqa: E402
-from digitforge.ingest.load import write_and_check  # noqa: E402
 from digitforge.core.logs import setup_logging  # noqa: E402
 from digitforge.core.spark import get_spark  # noqa: E402
+from digitforge.ingest import sources  # noqa: E402
+from digitforge.ingest.data_files import dataset_folder  # noqa: E402
+from digitforge.ingest.load import write_and_check  # noqa: E402
 
 log = logging.getLogger("digitforge.bench.ingest")
 

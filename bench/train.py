@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from digitforge.core import config
+from digitforge.core.logs import setup_logging
+from digitforge.core.storage import child_url
 from digitforge.snapshot import shards
 from digitforge.snapshot.manifest import load_manifest
-from digitforge.core.storage import child_url
-from digitforge.core.logs import setup_logging
 from digitforge.training.data import to_input
 
 log = logging.getLogger("bench.train")

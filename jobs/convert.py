@@ -9,10 +9,10 @@ import logging
 import sys
 
 from digitforge.core import config
-from digitforge.snapshot import convert
-from digitforge.snapshot.write import SnapshotError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.snapshot import convert
+from digitforge.snapshot.write import SnapshotError
 
 log = logging.getLogger("digitforge.jobs.convert")
 

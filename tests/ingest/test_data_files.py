@@ -1,8 +1,8 @@
 """Finding a dataset's IDX files, and the message when they are nowhere and cannot be downloaded."""
 import pytest
 
-from digitforge.ingest import data_files
 from digitforge.core.errors import InputError
+from digitforge.ingest import data_files
 
 
 def test_data_dir_setting_wins(make_idx_dataset, monkeypatch):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import write_idx
-from digitforge.ingest import idx
 from digitforge.core.errors import InputError
+from digitforge.ingest import idx
 
 
 def test_reads_gzipped_and_raw_files_alike(make_idx_dataset, tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import write_csv
-from digitforge.ingest import kaggle_csv
 from digitforge.core.errors import InputError
+from digitforge.ingest import kaggle_csv
 
 HEADER = ",".join(kaggle_csv.LABELLED_COLUMNS)
 

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 from conftest import write_csv
+from digitforge.core.config import ConfigError
+from digitforge.core.errors import InputError
 from digitforge.ingest import cql_writer
 from digitforge.ingest import load as ingest
 from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sources
-from digitforge.core.config import ConfigError
-from digitforge.core.errors import InputError
 
 
 def labelled(n, seed=0):

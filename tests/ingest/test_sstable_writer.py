@@ -3,9 +3,9 @@ the choice of writer (no node needed: these choices are made before any node is 
 import numpy as np
 import pytest
 
+from digitforge.core import config
 from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sstable_writer as bulk
-from digitforge.core import config
 
 
 def test_records_are_fixed_width_big_endian_with_minus_one_for_no_label():

@@ -15,15 +15,15 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import BIN, ROOT, last_json, run
-from digitforge.core.digest import sha256
-from digitforge.registry import artifacts
 from digitforge.core import config
+from digitforge.core.cql import apply_schema, session
+from digitforge.core.digest import sha256
 from digitforge.inference import modules as inference
 from digitforge.inference.scoring import probabilities
 from digitforge.registry import aliases as registry_aliases
+from digitforge.registry import artifacts
 from digitforge.registry import read as registry_read
 from digitforge.registry import write as registry_write
-from digitforge.core.cql import apply_schema, session
 from digitforge.training.models import build_model, normalise
 
 pytestmark = pytest.mark.integration

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from digitforge.core.digest import sha256
-from digitforge.registry import artifacts
-from digitforge.registry import chunks
 from digitforge.core import cql
+from digitforge.core.digest import sha256
 from digitforge.inference import modules as inference
 from digitforge.inference.batch import predict_batches
-from digitforge.training.models import build_model, normalise
+from digitforge.registry import artifacts
+from digitforge.registry import chunks
 from digitforge.registry.metrics import class_rows
+from digitforge.training.models import build_model, normalise
 
 
 def test_small_artifacts_stay_inline_large_ones_split_in_order():

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import BIN, ROOT, last_json, run
-from digitforge.registry import artifacts
 from digitforge.core import config
+from digitforge.core.cql import apply_schema, session
 from digitforge.registry import aliases as registry_aliases
+from digitforge.registry import artifacts
 from digitforge.registry import read as registry_read
 from digitforge.registry import write as registry_write
 from digitforge.retrain import records
-from digitforge.core.cql import apply_schema, session
 from digitforge.retrain.lease import Lease, LeaseStore
 from digitforge.training.models import build_model
 

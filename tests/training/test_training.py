@@ -27,10 +27,10 @@ def snapshot_root(tmp_path_factory, it_overrides):
     """A snapshot of the first rows of real MNIST, written by snapshot.write_snapshot with Spark and
     Petastorm (4 row groups a split), and the schema of the test keyspace for the registry."""
     from digitforge.core import config
-    from digitforge.ingest import idx
-    from digitforge.snapshot import write as snapshot
-    from digitforge.ingest.data_files import dataset_folder
     from digitforge.core.spark import get_spark
+    from digitforge.ingest import idx
+    from digitforge.ingest.data_files import dataset_folder
+    from digitforge.snapshot import write as snapshot
 
     run([str(BIN / "digitforge"), *it_overrides, "schema", "apply"])
     os.environ.setdefault("PYSPARK_PYTHON", str(BIN / "python"))  # Spark's Python workers need the venv

@@ -10,14 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from digitforge.registry import artifacts
-from digitforge.training import checkpoints
 from digitforge.core import config
+from digitforge.registry import artifacts
 from digitforge.snapshot import shards
+from digitforge.training import checkpoints
 from digitforge.training import prepare
 from digitforge.training.augment import random_affine
-from digitforge.training.models import build_model
 from digitforge.training.data import epoch_seed
+from digitforge.training.models import build_model
 from digitforge.training.optim import autocast_dtype, make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

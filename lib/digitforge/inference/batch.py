@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 
 from digitforge.core.cql import session
+from digitforge.core.images import PIXELS
 from digitforge.core.spark import write_cassandra
 from digitforge.inference.modules import build_module
 from digitforge.inference.scoring import probabilities
-from digitforge.core.images import PIXELS
 
 
 log = logging.getLogger(__name__)

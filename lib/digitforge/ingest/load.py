@@ -91,8 +91,8 @@ def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str 
     """Write every batch with `writer` (default: bulk.choose_writer, and the tables' layout checked for it),
     then check each table against Cassandra: expected (rows before plus new ids) vs. found, both logged.
     Returns one report per table (with the writer) and the write seconds."""
-    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
     from digitforge.core.cql import session
+    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
 
     with session(cfg, keyspace) as s:
         if writer is None:

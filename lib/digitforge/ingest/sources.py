@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digitforge.ingest import idx
-from digitforge.ingest import kaggle_csv
 from digitforge.core.config import ConfigError
 from digitforge.core.errors import InputError
 from digitforge.core.images import NUM_CLASSES
+from digitforge.ingest import idx
+from digitforge.ingest import kaggle_csv
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ import json
 import logging
 from pathlib import Path
 
+from digitforge.core.config import dataset_info, project_path
+from digitforge.core.images import NUM_CLASSES
+from digitforge.core.storage import local_path
+from digitforge.inference.scoring import score_model
 from digitforge.registry import artifacts
 from digitforge.report.inputs import ReportInputs
 from digitforge.report.render import write_comparison, write_report
 from digitforge.snapshot import read as rows
 from digitforge.snapshot.read import LabelledRows
-from digitforge.core.config import dataset_info, project_path
-from digitforge.core.images import NUM_CLASSES
-from digitforge.core.storage import local_path
-from digitforge.inference.scoring import score_model
 
 log = logging.getLogger(__name__)
 

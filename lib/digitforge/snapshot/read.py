@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitforge.core.cql import session
-from digitforge.core.storage import child_url, local_path
 from digitforge.core.images import NUM_CLASSES, PIXELS, SHAPE
+from digitforge.core.storage import child_url, local_path
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from digitforge.training import checkpoints
 from digitforge.core import config
 from digitforge.core.storage import child_url
 from digitforge.snapshot import shards
 from digitforge.snapshot.manifest import load_manifest
+from digitforge.training import checkpoints
 
 log = logging.getLogger("digitforge.train")
 
