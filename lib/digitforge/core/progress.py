@@ -32,7 +32,8 @@ class _LogLines:
         """Count n more units done; log a line if every_s has passed since the last one."""
         self.n += n
         now = time.monotonic()
-        if self.enabled and now - self._last >= self.every_s:
+        finished = self.total is not None and self.n >= self.total  # close() says so, if anything was said
+        if self.enabled and not finished and now - self._last >= self.every_s:
             self._last, self._logged = now, True
             log.info("%s: %s", self.desc, self._status(now))
 
