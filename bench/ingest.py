@@ -31,7 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))  # this checkout's digitforge
 
 from digitforge.core import config  # noqa: E402
-from digitforge.core.cql import apply_schema, session  # noqa: E402
+from digitforge.core.connection import session  # noqa: E402
+from digitforge.core.cql import apply_schema  # noqa: E402
 from digitforge.core.logs import setup_logging  # noqa: E402
 from digitforge.core.spark import get_spark  # noqa: E402
 from digitforge.ingest import sources  # noqa: E402

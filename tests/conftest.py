@@ -109,7 +109,7 @@ def cql(cassandra_node):
     """A driver session for tests (the library's own session factory, on the default config's node), and
     a list of keyspaces to drop when the module ends."""
     from digitforge.core import config
-    from digitforge.core.cql import session
+    from digitforge.core.connection import session
 
     created = []
     with session(config.resolve()) as s:

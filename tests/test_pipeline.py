@@ -74,7 +74,7 @@ def test_registry_best_prints_the_model_as_json(pipeline):
 
 def test_stored_weights_load_into_the_network(pipeline):
     from digitforge.core import config
-    from digitforge.core.cql import session
+    from digitforge.core.connection import session
     from digitforge.registry import artifacts
     from digitforge.training.models import build_model
 

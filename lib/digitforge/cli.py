@@ -7,6 +7,7 @@ import logging
 import sys
 
 from digitforge.core import config as configmod
+from digitforge.core import connection
 from digitforge.core.logs import setup_logging
 
 log = logging.getLogger("digitforge")
@@ -48,6 +49,12 @@ def main(argv=None) -> int:
 
     sch = sub.add_parser("schema", help="Cassandra schema").add_subparsers(dest="action", required=True)
     sch.add_parser("apply", help="create keyspaces and tables if missing (idempotent)")
+
+    cas = sub.add_parser("cassandra", help="the cluster of the config (cassandra: section, $DIGITFORGE_CASSANDRA)"
+                         ).add_subparsers(dest="action", required=True)
+    c_conf = cas.add_parser("spark-conf", help="the connector's spark.cassandra.* settings as a Spark properties "
+                            "file (for spark-sql, the SQL server, spark-submit --properties-file)")
+    c_conf.add_argument("--out", help="write them to this file, readable by you only (it may hold the password)")
 
     reg = sub.add_parser("registry", help="the model registry (a model is named by its id or an alias)"
                          ).add_subparsers(dest="action", required=True)
@@ -92,6 +99,12 @@ def main(argv=None) -> int:
             from digitforge.core.cql import apply_schema
             for ks in apply_schema(cfg):
                 print(f"schema applied: {ks}")
+        elif args.command == "cassandra":
+            text = "".join(f"{k} {v}\n" for k, v in connection.connector_conf(cfg).items())
+            if args.out:
+                connection.write_private(args.out, text)
+            else:
+                sys.stdout.write(text)
         elif args.command == "registry":
             from digitforge.registry import aliases as registry_aliases
             from digitforge.registry import read as registry_read
@@ -136,8 +149,7 @@ def main(argv=None) -> int:
             log.error("%s (run `digitforge schema apply`?)", e)
             return 2
         if isinstance(e, NoHostAvailable):
-            log.error("no Cassandra node at %s:%s (scripts/cassandra.sh up?): %s", cfg["cassandra"]["host"],
-                      cfg["cassandra"]["port"], e)
+            log.error("%s", connection.translate(e, cfg))
             return 2
         raise
     return 0

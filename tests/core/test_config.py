@@ -11,7 +11,8 @@ from digitforge.core import config
 
 def test_the_defaults_and_every_preset_pass_the_schema():
     cfg = config.resolve()
-    assert cfg["cassandra"] == {"host": "127.0.0.1", "port": 9042, "jmx_port": 7199}
+    assert cfg["cassandra"]["hosts"] == ["127.0.0.1"] and cfg["cassandra"]["port"] == 9042
+    assert cfg["cassandra"]["consistency"] == "LOCAL_QUORUM" and cfg["cassandra"]["serial_consistency"] == "LOCAL_SERIAL"
     for preset in (ROOT / "conf" / "presets").glob("*.yaml"):
         config.resolve(config.preset_overrides(preset.stem))
 
@@ -81,3 +82,19 @@ def test_overrides_parse_yaml_scalars_and_reject_unknown_keys():
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(config.ConfigError, match="known datasets: fashion-mnist, mnist"):
         config.dataset_info(config.resolve(), "cifar")
+
+
+def test_hosts_take_a_comma_separated_list_and_the_ring_overlay(monkeypatch):
+    assert config.resolve(["cassandra.hosts=10.0.0.5, 10.0.0.6"])["cassandra"]["hosts"] == ["10.0.0.5", "10.0.0.6"]
+    monkeypatch.setenv(config.CLUSTER_ENV, "ring")
+    ring = config.resolve()["cassandra"]
+    assert ring["hosts"] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"] and ring["replication_factor"] == 3
+    assert config.resolve(["cassandra.replication_factor=2"])["cassandra"]["replication_factor"] == 2  # --set wins
+    monkeypatch.setenv(config.CLUSTER_ENV, "nope")
+    with pytest.raises(config.ConfigError, match=r"unknown cluster \(DIGITFORGE_CASSANDRA\) 'nope'.*ring"):
+        config.resolve()
+
+
+def test_a_bad_consistency_level_is_named():
+    with pytest.raises(config.ConfigError, match="config key 'cassandra.consistency'"):
+        config.resolve(["cassandra.consistency=LOCAL_QUORUMX"])

@@ -41,7 +41,7 @@ def test_writer_choice_before_any_node_is_asked():
     unchecked["ingest"]["writer"] = "fast"
     with pytest.raises(config.ConfigError, match="ingest.writer must be auto, sstable or cql"):
         bulk.choose_writer(unchecked, session=None)
-    remote = ["cassandra.host=10.255.255.1"]  # not this machine: the node could not read the SSTables
+    remote = ["cassandra.hosts=10.255.255.1"]  # not this machine: the node could not read the SSTables
     assert bulk.choose_writer(config.resolve(remote), session=None) == "cql"
     with pytest.raises(config.ConfigError, match="10.255.255.1 is not this machine.*ingest.writer=cql"):
         bulk.choose_writer(config.resolve([*remote, "ingest.writer=sstable"]), session=None)

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from conftest import BIN, ROOT, last_json, run
 from digitforge.core import config
-from digitforge.core.cql import apply_schema, session
+from digitforge.core.connection import session
+from digitforge.core.cql import apply_schema
 from digitforge.core.digest import sha256
 from digitforge.inference import modules as inference
 from digitforge.inference.scoring import probabilities

@@ -7,7 +7,8 @@ import pytest
 from conftest import BIN, run
 from digitforge.core import config
 from digitforge.core.clock import now_ms
-from digitforge.core.cql import apply_schema, session
+from digitforge.core.connection import session
+from digitforge.core.cql import apply_schema
 from digitforge.retrain.lease import Lease, LeaseHeld, LeaseLost, LeaseStore
 
 pytestmark = pytest.mark.integration

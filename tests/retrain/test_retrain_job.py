@@ -15,7 +15,8 @@ import pytest
 
 from conftest import BIN, ROOT, last_json, run
 from digitforge.core import config
-from digitforge.core.cql import apply_schema, session
+from digitforge.core.connection import session
+from digitforge.core.cql import apply_schema
 from digitforge.registry import aliases as registry_aliases
 from digitforge.registry import artifacts
 from digitforge.registry import read as registry_read

@@ -57,7 +57,7 @@ def train_overrides(it_overrides, snapshot_root, tmp_path_factory):
 
 def stored_model(keyspace: str, model_id: str):
     from digitforge.core import config
-    from digitforge.core.cql import session
+    from digitforge.core.connection import session
 
     with session(config.resolve(), keyspace) as s:
         return s.execute("SELECT metrics, config, lineage FROM models WHERE id = %s", (uuid.UUID(model_id),)).one()

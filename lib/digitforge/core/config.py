@@ -57,10 +57,41 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
     return cfg
 
 
+CLUSTER_ENV = "DIGITFORGE_CASSANDRA"
+
+
+def cluster_overrides(names: str | None = None) -> list[str]:
+    """`section.key=value` overrides from conf/clusters/<name>.yaml for each name in $DIGITFORGE_CASSANDRA
+    (comma-separated, e.g. `ring,secure`): which cluster the jobs talk to, applied before --set."""
+    names = os.environ.get(CLUSTER_ENV, "") if names is None else names
+    out: list[str] = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        out += _overlay_overrides(conf_dir() / "clusters", name, f"cluster ({CLUSTER_ENV})")
+    return out
+
+
+def _overlay_overrides(folder: Path, name: str, what: str) -> list[str]:
+    """The keys of folder/<name>.yaml (`section: {key: value}`) as `section.key=value` overrides."""
+    import json
+
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise ConfigError(f"unknown {what} {name!r} ({path} missing); known: {known}")
+    with open(path) as f:
+        overlay = yaml.safe_load(f) or {}
+    out = []
+    for section, values in overlay.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section!r} must be a section of keys, e.g. train: {{lr: 0.01}}")
+        out += [f"{section}.{key}={json.dumps(value)}" for key, value in values.items()]
+    return out
+
+
 def resolve(overrides: Iterable[str] = (), **named: Any) -> dict:
-    """Defaults + `--set` overrides + named flags (given as dotted keys, None means not given),
-    validated (see `validate`)."""
-    cfg = apply_overrides(load_defaults(), overrides)
+    """Defaults + the cluster overlay ($DIGITFORGE_CASSANDRA) + `--set` overrides + named flags (given as
+    dotted keys, None means not given), validated (see `validate`)."""
+    cfg = apply_overrides(load_defaults(), [*cluster_overrides(), *(overrides or ())])
     for key, value in named.items():
         if value is not None:
             set_key(cfg, key, value)
@@ -143,17 +174,4 @@ def job_parser(description: str):
 
 def preset_overrides(name: str) -> list[str]:
     """`section.key=value` overrides from conf/presets/<name>.yaml, applied before --set flags."""
-    import json
-
-    path = conf_dir() / "presets" / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in (conf_dir() / "presets").glob("*.yaml")))
-        raise ConfigError(f"unknown preset {name!r} ({path} missing); known presets: {known}")
-    with open(path) as f:
-        preset = yaml.safe_load(f) or {}
-    out = []
-    for section, values in preset.items():
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: {section!r} must be a section of keys, e.g. train: {{lr: 0.01}}")
-        out += [f"{section}.{key}={json.dumps(value)}" for key, value in values.items()]
-    return out
+    return _overlay_overrides(conf_dir() / "presets", name, "preset")

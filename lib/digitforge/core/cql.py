@@ -1,43 +1,19 @@
-"""cassandra-driver sessions and the schema (schema/*.cql), applied idempotently.
-
-`cluster(cfg)` is the one place that turns the config's `cassandra:` section into a driver Cluster:
-library code, the CLI and the tests all get their sessions from `session(cfg, keyspace)`."""
+"""The CQL schema (schema/*.cql), applied idempotently; sessions come from core/connection.py."""
 from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
 
 from digitforge.core.config import PROJECT_ROOT
+from digitforge.core.connection import replication, session
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
 
 
-def cluster(cfg: dict):
-    """A cassandra-driver Cluster (not yet connected) for the node(s) of cfg["cassandra"]."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
-
-    cc = cfg["cassandra"]
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
-    return Cluster([cc["host"]], port=int(cc["port"]), protocol_version=5,
-                   execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
-
-
-@contextmanager
-def session(cfg: dict, keyspace: str | None = None):
-    """A driver session on `keyspace` (or none), shut down with its cluster when the block ends."""
-    c = cluster(cfg)
-    try:
-        yield c.connect(keyspace)
-    finally:
-        c.shutdown()
-
-
-def statements(keyspace: str) -> list[str]:
-    """The schema's CQL statements for one keyspace, comments stripped."""
-    text = SCHEMA_TEMPLATE.read_text().replace("@KEYSPACE@", keyspace)
+def statements(keyspace: str, replication: str = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}") -> list[str]:
+    """The schema's CQL statements for one keyspace (created with `replication`), comments stripped."""
+    text = SCHEMA_TEMPLATE.read_text().replace("@KEYSPACE@", keyspace).replace("@REPLICATION@", replication)
     lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
     body = "\n".join(ln.split("--")[0] for ln in lines)
     return [s.strip() for s in body.split(";") if s.strip()]
@@ -58,7 +34,7 @@ def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
         for ks in keyspaces:
-            for stmt in statements(ks):
+            for stmt in statements(ks, replication(cfg)):
                 add = ADD_COLUMN.match(stmt)
                 if add and column_exists(s, *add.groups()):
                     continue  # ALTER TABLE ... ADD fails on an existing column: add missing ones only

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from digitforge.core.images import NUM_CLASSES
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 KEYSPACE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,47}$"
+Consistency = Literal["ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"]
+
+
+def _host_list(value):
+    """`--set cassandra.hosts=10.0.0.5,10.0.0.6` (one string) or a YAML list."""
+    return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
+
+
+HostList = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_host_list), Field(min_length=1)]
 
 
 class Section(BaseModel):
@@ -19,10 +28,21 @@ class Section(BaseModel):
 
 
 class CassandraConfig(Section):
-    """cassandra: the node to talk to (CQL port) and its JMX port (ingest's SSTable import)."""
-    host: str = Field(min_length=1)
+    """cassandra: the cluster (contact points, datacenter, replication, consistency, TLS), see
+    core/connection.py. Secrets are never config: they come from the environment."""
+    hosts: HostList
     port: Port
+    local_dc: str = Field(min_length=1)
+    replication_factor: int = Field(ge=1, le=12)
+    consistency: Consistency
+    serial_consistency: Literal["SERIAL", "LOCAL_SERIAL"]
+    connect_timeout_s: float = Field(gt=0)
+    request_timeout_s: float = Field(gt=0)
     jmx_port: Port
+    storage_port: Port
+    ssl: bool
+    ssl_ca: str
+    ssl_truststore: str
 
 
 class DatasetConfig(Section):

@@ -30,7 +30,7 @@ def read_profile(name: str) -> dict[str, str]:
 
 def get_spark(app_name: str, cfg: dict | None = None):
     """The job's SparkSession (the profile and connector jars applied when not under spark-submit), pointed at
-    cfg's Cassandra node."""
+    cfg's Cassandra cluster (core/connection.connector_conf)."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
@@ -39,10 +39,15 @@ def get_spark(app_name: str, cfg: dict | None = None):
         for key, value in read_profile(os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")).items():
             builder = builder.config(key, value)
         builder = builder.config("spark.jars", ",".join(connector_jars()))
+    if cfg is not None:  # the cluster, DC, consistency, credentials and TLS: the same as the driver's
+        from digitforge.core.connection import connector_conf
+
+        for key, value in connector_conf(cfg).items():
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    if cfg is not None:  # conf/defaults.yaml (or --set cassandra.host=...) names the cluster
-        spark.conf.set("spark.cassandra.connection.host", str(cfg["cassandra"]["host"]))
-        spark.conf.set("spark.cassandra.connection.port", str(cfg["cassandra"]["port"]))
+    if cfg is not None:  # a session that already existed (tests, notebooks) takes them at run time
+        for key, value in connector_conf(cfg).items():
+            spark.conf.set(key, value)
     return spark
 
 

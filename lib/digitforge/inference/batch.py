@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 from digitforge.core.images import PIXELS
 from digitforge.core.spark import write_cassandra
 from digitforge.inference.modules import build_module

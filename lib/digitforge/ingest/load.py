@@ -91,7 +91,7 @@ def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str 
     """Write every batch with `writer` (default: bulk.choose_writer, and the tables' layout checked for it),
     then check each table against Cassandra: expected (rows before plus new ids) vs. found, both logged.
     Returns one report per table (with the writer) and the write seconds."""
-    from digitforge.core.cql import session
+    from digitforge.core.connection import session
     from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
 
     with session(cfg, keyspace) as s:
@@ -119,7 +119,8 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
     cannot work here fails now); then, with `replace`, the target tables emptied. Returns the writer.
     Raises InputError or ConfigError (exit 2, nothing written)."""
     from digitforge.core.config import ConfigError
-    from digitforge.core.cql import apply_schema, session
+    from digitforge.core.connection import session
+    from digitforge.core.cql import apply_schema
     from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
 
     if not re.fullmatch(KEYSPACE_NAME, keyspace):

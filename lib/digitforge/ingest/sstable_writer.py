@@ -75,9 +75,12 @@ def choose_writer(cfg: dict, session) -> str:
         raise ConfigError(f"ingest.writer must be auto, sstable or cql, got {writer!r}")
     if writer == "cql":
         return writer
-    host, jmx_port, problem = str(cfg["cassandra"]["host"]), int(cfg["cassandra"]["jmx_port"]), None
-    if not is_local_host(host):
-        problem = f"cassandra.host {host} is not this machine: the node cannot read SSTables written here"
+    hosts, jmx_port, problem = cfg["cassandra"]["hosts"], int(cfg["cassandra"]["jmx_port"]), None
+    host = str(hosts[0])
+    if len(hosts) > 1:
+        problem = f"cassandra.hosts names {len(hosts)} nodes: a JMX import puts every row on one node only"
+    elif not is_local_host(host):
+        problem = f"cassandra.hosts {host} is not this machine: the node cannot read SSTables written here"
     elif not jmx_answers(host, jmx_port):
         problem = f"nothing answers on the node's JMX port {host}:{jmx_port} (cassandra.jmx_port) to import SSTables"
     elif (mode := storage_mode(session)) != "NONE":
@@ -156,13 +159,13 @@ def _java_strings(gateway, values: list[str]):
 
 
 def import_sstables(spark, cfg: dict, keyspace: str, table: str, folders: list[str]) -> None:
-    """The node (cassandra.host, JMX on cassandra.jmx_port) verifies the SSTables in these folders and the
+    """The node (cassandra.hosts' one node, JMX on cassandra.jmx_port) verifies the SSTables in these folders and the
     tokens they hold, and moves them into keyspace.table. Raises BulkLoadError naming what it refused."""
     from py4j.protocol import Py4JJavaError
 
     if not folders:
         return
-    host, port = str(cfg["cassandra"]["host"]), int(cfg["cassandra"]["jmx_port"])
+    host, port = str(cfg["cassandra"]["hosts"][0]), int(cfg["cassandra"]["jmx_port"])
     try:
         failed = spark._jvm.io.digitforge.bulk.SparkSSTableWriter.importSSTables(
             host, port, keyspace, table, _java_strings(spark.sparkContext._gateway, folders))

@@ -9,7 +9,7 @@ import uuid
 
 from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.config import dataset_info
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 from digitforge.registry.read import RegistryError, resolve_ref
 
 log = logging.getLogger(__name__)

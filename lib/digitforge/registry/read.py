@@ -12,7 +12,7 @@ from pathlib import Path
 
 from digitforge.core.clock import iso_utc
 from digitforge.core.config import dataset_info
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 from digitforge.core.digest import sha256
 from digitforge.registry import chunks
 

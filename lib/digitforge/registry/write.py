@@ -8,7 +8,7 @@ import uuid
 
 from digitforge.core.clock import now_ms
 from digitforge.core.config import dataset_info
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 from digitforge.core.digest import sha256
 from digitforge.registry import chunks
 from digitforge.registry.metrics import class_rows

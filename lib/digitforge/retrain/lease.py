@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 
 from digitforge.core.clock import iso_utc, now_ms
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 
 from digitforge.core.clock import iso_utc, now_ms
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 
 log = logging.getLogger(__name__)
 

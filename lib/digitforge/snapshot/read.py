@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digitforge.core.cql import session
+from digitforge.core.connection import session
 from digitforge.core.images import NUM_CLASSES, PIXELS, SHAPE
 from digitforge.core.storage import child_url, local_path
 
