@@ -10,7 +10,7 @@ SUBMIT    := scripts/submit.sh
 DATASET   ?= mnist
 
 .PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
-        spark-cluster-up spark-cluster-down spark-cluster-status train-cluster
+        spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status
 
 setup: .venv/.installed
 .venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
@@ -82,5 +82,14 @@ spark-cluster-status:
 train-cluster: schema spark-cluster-up
 	DIGITFORGE_SPARK_PROFILE=standalone $(SUBMIT) train --dataset $(DATASET) --no-local-mode
 
-clean: cassandra-down
+# Spark's Thrift JDBC/ODBC server on 127.0.0.1:10000 with the `cass` catalog (scripts/sql-server.sh,
+# scripts/beeline.sh for Hive's JDBC shell).
+sql-server-up: setup jars
+	scripts/sql-server.sh up
+sql-server-down:
+	scripts/sql-server.sh down
+sql-server-status:
+	scripts/sql-server.sh status
+
+clean: sql-server-down cassandra-down
 	rm -rf var build/jars

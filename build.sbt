@@ -3,8 +3,11 @@
 //                                          Maven Central has no 3.5.x assembly jar, so the pieces are staged)
 //   cassandraJars -> build/jars/cassandra  a Cassandra 5.0 server and its dependencies (for `make cassandra-up`,
 //                                          and for writing SSTables in Spark executors)
-//   bulkWriter    -> build/jars/digitforge digitforge-bulk.jar (jvm/bulk): Spark tasks write SSTables for ingest;
-//                                          compiled against the venv's pyspark jars (`make setup` first)
+//   bulkWriter    -> build/jars/digitforge digitforge-bulk.jar (jvm/bulk): Spark tasks write SSTables for ingest
+//                                          and stream them to remote replicas (BulkLoader); compiled against the
+//                                          venv's pyspark jars (`make setup` first)
+//   sqlServerJars -> (nothing staged)      checks that the venv's pyspark ships Spark's Thrift JDBC/ODBC server at
+//                                          its own version and Hive's BeeLine/JDBC driver (scripts/sql-server.sh)
 // `make jars` runs `sbt stageJars`.
 
 ThisBuild / scalaVersion := "2.12.18"
@@ -74,9 +77,29 @@ lazy val bulkWriter = (project in file("jvm/bulk"))
     }
   )
 
+// The SQL server (HiveThriftServer2) and its client (BeeLine, Hive JDBC) need no download: pyspark's jars folder
+// holds spark-hive-thriftserver at pyspark's own version and every Hive 2.3 jar they use, so a staged copy would
+// be a second copy of jars Spark already loads (and Maven Central's mirror here lacks the 3.5.7 thriftserver).
+// This stage only checks they are there, so `make jars` fails early and says why when they are not.
+lazy val sqlServerJars = (project in file("build/sbt/sql-server"))
+  .settings(
+    stage := {
+      val names = pysparkJars((ThisBuild / baseDirectory).value).map(_.getName)
+      val spark = names.collectFirst { case n if n.startsWith("spark-core_2.12-") =>
+        n.stripPrefix("spark-core_2.12-").stripSuffix(".jar") }
+        .getOrElse(sys.error("no spark-core_2.12 jar in the venv's pyspark jars"))
+      val wanted = Seq(s"spark-hive-thriftserver_2.12-$spark.jar") ++
+        Seq("hive-beeline-", "hive-jdbc-", "hive-service-rpc-").map(p => names.find(_.startsWith(p)).getOrElse(p + "*.jar"))
+      val missing = wanted.filterNot(names.contains)
+      if (missing.nonEmpty) sys.error(s"pyspark $spark lacks ${missing.mkString(", ")}: the SQL server needs them")
+      streams.value.log.info(s"SQL server: pyspark $spark ships ${wanted.mkString(", ")}; nothing to stage")
+      (ThisBuild / baseDirectory).value / "build" / "jars"
+    }
+  )
+
 lazy val root = (project in file("."))
-  .aggregate(sparkJars, cassandraJars, bulkWriter)
+  .aggregate(sparkJars, cassandraJars, bulkWriter, sqlServerJars)
   .settings(
     publish / skip := true,
-    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage;bulkWriter/stage")
+    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage;bulkWriter/stage;sqlServerJars/stage")
   )
