@@ -24,6 +24,7 @@ node_seeds=$node_address:$node_storage_port
 node_snitch=SimpleSnitch
 node_dc=datacenter1 node_rack=rack1   # what SimpleSnitch reports
 node_token=0
+node_hints=false
 node_options=$conf/jvm-single-node.options
 node_heap=${CASSANDRA_HEAP:-1G}
 node_secure=${SECURE:-0}

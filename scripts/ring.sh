@@ -53,6 +53,7 @@ ring_node() {
   # Evenly spaced Murmur3 tokens: node n owns 1/count of the ring.
   node_token=$("$py" -c "print((2**64 // $count) * ($n - 1) - 2**63)")
   node_options=$conf/jvm-ring-node.options
+  node_hints=true
   node_heap=${RING_HEAP:-768M}
   node_secure=$secure
   # system_auth and friends start at RF = ring size, so roles survive a stopped node and the default

@@ -5,7 +5,7 @@
 #   node_home      its folder: cassandra.yaml (rendered), data, commitlog, logs, cassandra.pid
 #   node_address   listen and rpc address;  node_native_port (9042), node_storage_port (7000)
 #   node_jmx_port  JMX, always bound to 127.0.0.1 (cassandra.jmx.local.port)
-#   node_cluster, node_seeds, node_snitch, node_dc, node_rack, node_token
+#   node_cluster, node_seeds, node_snitch, node_dc, node_rack, node_token, node_hints (true|false)
 #   node_options   the topology's JVM options file;  node_heap (e.g. 1G, 768M)
 #   node_secure    1: PasswordAuthenticator + CassandraAuthorizer, TLS-only CQL, JMX authentication
 # The node runs from the jars `make jars` staged (DIGITFORGE_CASSANDRA_JARS, default build/jars/cassandra).
@@ -75,6 +75,7 @@ node_render_config() {
     umask 077   # the secured config holds the keystore password
     export CLUSTER_NAME=$node_cluster INITIAL_TOKEN=$node_token SEEDS=$node_seeds ADDRESS=$node_address \
       NATIVE_PORT=$node_native_port STORAGE_PORT=$node_storage_port SNITCH=$node_snitch \
+      HINTED_HANDOFF=$node_hints \
       KEYSTORE=$secure_dir/keystore.p12
     if (( node_secure )); then
       KEYSTORE_PASSWORD=$(kv_get "$secure_dir/server-secrets" keystore_password); export KEYSTORE_PASSWORD
