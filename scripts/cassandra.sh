@@ -6,7 +6,8 @@
 # var/cassandra (git-ignored). SECURE=1 starts it secured (see scripts/lib/secure.sh).
 # Environment (defaults): DIGITFORGE_CASSANDRA_HOME (var/cassandra), CASSANDRA_HOST (127.0.0.1),
 # CASSANDRA_PORT (9042), CASSANDRA_STORAGE_PORT (7000), CASSANDRA_JMX_PORT (7199),
-# CASSANDRA_HEAP (1G), CASSANDRA_START_TIMEOUT (180 s), SECURE (0), DIGITFORGE_SECURE_DIR (var/secure).
+# CASSANDRA_HEAP (1G), CASSANDRA_START_TIMEOUT (180 s), DIGITFORGE_SECURE_DIR (var/secure),
+# SECURE (unset: the mode the home was set up with, 0 for a new home).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib/node.sh
@@ -27,7 +28,7 @@ node_token=0
 node_hints=false
 node_options=$conf/jvm-single-node.options
 node_heap=${CASSANDRA_HEAP:-1G}
-node_secure=${SECURE:-0}
+node_secure=$(secure_mode "$node_home") || exit 1   # unset SECURE: the mode the home was set up with
 node_extra_opts=()
 
 # The ring (scripts/ring.sh) uses the same ports on 127.0.0.1: name it when it is what holds them.
@@ -40,13 +41,8 @@ ring_owner() {
 }
 
 up() {
-  local pid accept=0 was
+  local pid accept=0
   if pid=$(node_pid); then
-    was=$(node_was_secure && echo 1 || echo 0)
-    if [[ $was != "$node_secure" ]]; then
-      log "already running (pid $pid) with SECURE=$was; 'scripts/cassandra.sh down' first to switch"
-      exit 1
-    fi
     node_probe >/dev/null 2>&1 && { log "already up (pid $pid) on $node_address:$node_native_port"; (( node_secure )) && secure_print_usage; return 0; }
     log "process $pid exists but CQL does not answer yet; waiting"
   else

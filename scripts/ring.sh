@@ -12,7 +12,8 @@
 #   RING_JMX_PORTS   "7201 7202 7203"                 JMX per node, bound to 127.0.0.1
 #   RING_NATIVE_PORT 9042, RING_STORAGE_PORT 7000, RING_HEAP 768M, RING_HOME var/ring
 #   CASSANDRA_DC     datacenter1 (GossipingPropertyFileSnitch, one rack: rack1)
-#   SECURE           0; 1: secured like `scripts/cassandra.sh up` with SECURE=1 (DIGITFORGE_SECURE_DIR)
+#   SECURE           unset: the mode the ring was set up with (0 for a new one); 1: secured like
+#                    `scripts/cassandra.sh up` with SECURE=1 (material in DIGITFORGE_SECURE_DIR)
 #   CASSANDRA_START_TIMEOUT 180 (seconds per wait)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ read -r -a addresses <<< "${RING_ADDRESSES:-127.0.0.1 127.0.0.2 127.0.0.3}"
 read -r -a jmx_ports <<< "${RING_JMX_PORTS:-7201 7202 7203}"
 count=${#addresses[@]}
 dc=${CASSANDRA_DC:-datacenter1}
-secure=${SECURE:-0}
+secure=$(secure_mode "$ring_home/node1") || exit 1   # the ring keeps the mode it was set up with
 
 bad_config() { log "$*"; exit 2; }
 (( count >= 1 )) || bad_config "RING_ADDRESSES is empty"
@@ -75,11 +76,7 @@ single_owner() {
 # ring_mode_matches N: a node that ran before keeps its security mode; switching needs a fresh ring.
 ring_mode_matches() {
   ring_node "$1"
-  [[ -f $node_home/cassandra.yaml ]] || return 0
-  local was; was=$(node_was_secure && echo 1 || echo 0)
-  [[ $was == "$secure" ]] && return 0
-  log "$node_name was set up with SECURE=$was; run with SECURE=$was, or 'make ring-down' and remove $ring_home for a fresh ring"
-  exit 1
+  SECURE=$secure secure_mode "$node_home" >/dev/null || exit 1
 }
 
 # start_nodes N...: launch those nodes that are not running (ports checked first), then wait for CQL.

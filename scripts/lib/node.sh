@@ -33,6 +33,20 @@ node_pid() {
 # so that status/wait/nodetool talk to it the way it runs, whatever SECURE says now.
 node_was_secure() { [[ -f $node_home/secure ]]; }
 
+# secure_mode HOME: the SECURE setting to use for a node home. Unset SECURE follows what the home was
+# set up with (so `start-node N` or a plain `up` brings a secured node back secured); a SECURE that
+# contradicts the home is refused: its data holds roles (or none) for the other mode.
+secure_mode() {
+  local home=$1 was=0
+  [[ -f $home/secure ]] && was=1
+  if [[ ! -f $home/cassandra.yaml ]]; then echo "${SECURE:-0}"; return; fi
+  if [[ -n ${SECURE:-} && $SECURE != "$was" ]]; then
+    log "$home was set up with SECURE=$was; run with SECURE=$was (or leave SECURE unset), or remove $home for a fresh node"
+    return 1
+  fi
+  echo "$was"
+}
+
 # listening HOST PORT: some process listens on HOST:PORT (or on every address at PORT).
 listening() {
   ss -Hltn "sport = :$2" 2>/dev/null | awk '{print $4}' \
