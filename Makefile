@@ -10,7 +10,8 @@ SUBMIT    := scripts/submit.sh
 DATASET   ?= mnist
 
 .PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
-        spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status
+        spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status \
+        ring-up ring-down ring-status ring-wait
 
 setup: .venv/.installed
 .venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
@@ -34,12 +35,27 @@ build/jars/.staged: build.sbt project/build.properties $(SBT_JAR) .venv/.install
 	$(SBT) stageJars < /dev/null
 	touch $@
 
+# SECURE=1 (`make cassandra-up SECURE=1`, `make ring-up SECURE=1`): password logins, TLS-only CQL and
+# JMX authentication, with keys and credentials made under var/secure (see README). Unset, a node keeps
+# the mode its home was set up with.
+SECURE ?=
 cassandra-up: setup jars
-	scripts/cassandra.sh up
+	SECURE=$(SECURE) scripts/cassandra.sh up
 cassandra-down:
 	scripts/cassandra.sh down
 cassandra-status:
 	scripts/cassandra.sh status
+
+# A 3-node ring on 127.0.0.1-3 (JMX 7201-7203), data under var/ring; it cannot run beside the single
+# node (same 127.0.0.1 ports). ring-up returns once all three nodes are UN.
+ring-up: setup jars
+	SECURE=$(SECURE) scripts/ring.sh up
+ring-down:
+	scripts/ring.sh down
+ring-status:
+	scripts/ring.sh status
+ring-wait:
+	scripts/ring.sh wait
 
 schema: cassandra-up
 	.venv/bin/digitforge schema apply
@@ -91,5 +107,6 @@ sql-server-down:
 sql-server-status:
 	scripts/sql-server.sh status
 
-clean: sql-server-down cassandra-down
+# var/ holds the nodes' data (var/cassandra, var/ring) and the security material (var/secure).
+clean: sql-server-down cassandra-down ring-down
 	rm -rf var build/jars

@@ -1,106 +1,82 @@
 #!/usr/bin/env bash
 # Start, stop and check the project's single local Cassandra 5.0 node.
-#   scripts/cassandra.sh up|down|status
-# The node runs from the jars that `make jars` staged (build/jars/cassandra), with conf/cassandra/,
-# and keeps its data, logs and pid under var/cassandra (git-ignored).
+#   scripts/cassandra.sh up|down|status|nodetool ARGS...
+# The node runs from the jars that `make jars` staged (build/jars/cassandra), with a cassandra.yaml
+# rendered from conf/cassandra/cassandra.yaml.in, and keeps its config, data, logs and pid under
+# var/cassandra (git-ignored). SECURE=1 starts it secured (see scripts/lib/secure.sh).
+# Environment (defaults): DIGITFORGE_CASSANDRA_HOME (var/cassandra), CASSANDRA_HOST (127.0.0.1),
+# CASSANDRA_PORT (9042), CASSANDRA_STORAGE_PORT (7000), CASSANDRA_JMX_PORT (7199),
+# CASSANDRA_HEAP (1G), CASSANDRA_START_TIMEOUT (180 s), DIGITFORGE_SECURE_DIR (var/secure),
+# SECURE (unset: the mode the home was set up with, 0 for a new home).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-home=${DIGITFORGE_CASSANDRA_HOME:-$root/var/cassandra}
-jars=$root/build/jars/cassandra
-conf=$root/conf/cassandra
-pidfile=$home/cassandra.pid
-host=${CASSANDRA_HOST:-127.0.0.1}
-port=${CASSANDRA_PORT:-9042}
-timeout=${CASSANDRA_START_TIMEOUT:-120}
+# shellcheck source=scripts/lib/node.sh
+source "$root/scripts/lib/node.sh"
+log_tag=cassandra
 
-log() { echo "[cassandra] $*" >&2; }
+node_name=cassandra
+node_home=${DIGITFORGE_CASSANDRA_HOME:-$root/var/cassandra}
+node_address=${CASSANDRA_HOST:-127.0.0.1}
+node_native_port=${CASSANDRA_PORT:-9042}
+node_storage_port=${CASSANDRA_STORAGE_PORT:-7000}
+node_jmx_port=${CASSANDRA_JMX_PORT:-7199}
+node_cluster=digitforge-dev
+node_seeds=$node_address:$node_storage_port
+node_snitch=SimpleSnitch
+node_dc=datacenter1 node_rack=rack1   # what SimpleSnitch reports
+node_token=0
+node_hints=false
+node_options=$conf/jvm-single-node.options
+node_heap=${CASSANDRA_HEAP:-1G}
+node_secure=$(secure_mode "$node_home") || exit 1   # unset SECURE: the mode the home was set up with
+node_extra_opts=()
 
-running_pid() {
-  [[ -f $pidfile ]] || return 1
-  local pid; pid=$(cat "$pidfile")
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
-
-cql_answers() {
-  # A real CQL round trip, not just an open port: the native transport opens before
-  # the node has finished starting up.
-  "$root/.venv/bin/python" - "$host" "$port" <<'PY' >/dev/null 2>&1
-import sys
-from cassandra.cluster import Cluster
-c = Cluster([sys.argv[1]], port=int(sys.argv[2]), connect_timeout=2, control_connection_timeout=2)
-s = c.connect()
-s.execute("SELECT release_version FROM system.local")
-c.shutdown()
-PY
+# The ring (scripts/ring.sh) uses the same ports on 127.0.0.1: name it when it is what holds them.
+ring_owner() {
+  local f
+  for f in "${RING_HOME:-$root/var/ring}"/node*/cassandra.pid; do
+    [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && { echo "the ring from ${RING_HOME:-$root/var/ring} runs: make ring-down first"; return; }
+  done
+  echo "another process; stop it or set CASSANDRA_HOST / CASSANDRA_PORT"
 }
 
 up() {
-  if pid=$(running_pid) && cql_answers; then
-    log "already up (pid $pid) on $host:$port"; return 0
-  fi
-  if running_pid >/dev/null; then
-    log "process $(cat "$pidfile") exists but CQL does not answer yet; waiting"
+  local pid accept=0
+  if pid=$(node_pid); then
+    node_probe >/dev/null 2>&1 && { log "already up (pid $pid) on $node_address:$node_native_port"; (( node_secure )) && secure_print_usage; return 0; }
+    log "process $pid exists but CQL does not answer yet; waiting"
   else
-    [[ -f $jars/cassandra-all-*.jar ]] 2>/dev/null || ls "$jars"/cassandra-all-*.jar >/dev/null 2>&1 \
-      || { log "no Cassandra jars in $jars: run 'make jars' first"; exit 1; }
-    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
-      log "something else already listens on $host:$port; stop it or set CASSANDRA_PORT"; exit 1
-    fi
-    mkdir -p "$home"/{data,commitlog,saved_caches,hints,cdc_raw,logs}
-    local opts=() line
-    while IFS= read -r line; do
-      line=${line%%#*}; line=$(echo "$line" | xargs)   # strip comments and whitespace
-      [[ -n $line ]] && opts+=($line)
-    done < "$conf/jvm17-server.options"
-    log "starting Cassandra from $jars (logs: $home/logs/system.log)"
-    (
-      cd "$home"
-      exec setsid java "${opts[@]}" \
-        -Dcassandra.config="file://$conf/cassandra.yaml" \
-        -Dlogback.configurationFile="$conf/logback.xml" \
-        -Dcassandra.logdir="$home/logs" \
-        -Dcassandra.storagedir="$home" \
-        -Dcassandra.native_transport_port="$port" \
-        -Dcassandra.jmx.local.port=7199 \
-        -Dcassandra-foreground=yes \
-        -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon \
-        > "$home/logs/stdout.log" 2>&1 < /dev/null
-    ) &
-    echo $! > "$pidfile"
+    require_jars
+    node_ports_free "$(ring_owner)" || exit 1
+    (( node_secure )) && secure_ensure "$node_address"
+    node_launch
   fi
+  # A secured node whose roles are not set up yet answers but refuses the client's login (4).
+  (( node_secure )) && [[ ! -f $node_home/roles-ready ]] && accept=4
   local start=$SECONDS
-  until cql_answers; do
-    if ! running_pid >/dev/null; then
-      log "Cassandra exited during start-up; last log lines:"; tail -n 30 "$home/logs/stdout.log" >&2; exit 1
-    fi
-    if (( SECONDS - start > timeout )); then
-      log "CQL did not answer within ${timeout}s; see $home/logs/system.log"; exit 1
-    fi
-    sleep 1
-  done
-  log "up (pid $(cat "$pidfile")) on $host:$port after $((SECONDS - start))s"
-}
-
-down() {
-  local pid
-  if ! pid=$(running_pid); then log "not running"; rm -f "$pidfile"; return 0; fi
-  log "stopping pid $pid"
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; log "stopped"; return 0; }; sleep 1; done
-  log "still running after 60s; sending SIGKILL"; kill -KILL "$pid" || true; rm -f "$pidfile"
+  node_wait_up "$accept" || exit 1
+  if (( node_secure )); then
+    node_secure_bootstrap "$node_dc" 1 || exit 1
+    touch "$node_home/roles-ready"
+    node_wait_up 0 || exit 1
+  fi
+  log "up (pid $(cat "$node_home/cassandra.pid")) on $node_address:$node_native_port after $((SECONDS - start))s"
+  (( node_secure )) && secure_print_usage
+  return 0
 }
 
 status() {
   local pid
-  if pid=$(running_pid); then
-    if cql_answers; then log "up (pid $pid), CQL answers on $host:$port"; else log "starting (pid $pid), CQL not answering yet"; return 3; fi
+  if ! pid=$(node_pid); then log "down"; return 3; fi
+  if node_probe; then
+    log "up (pid $pid), CQL answers on $node_address:$node_native_port$(node_was_secure && echo ' (secured: TLS + login)')"
   else
-    log "down"; return 3
+    log "starting (pid $pid), CQL not answering yet"; return 3
   fi
 }
 
 case "${1:-}" in
-  up) up ;; down) down ;; status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  up) up ;; down) node_stop ;; status) status ;;
+  nodetool) shift; node_tool "$@" ;;   # JMX credentials from var/secure when the node is secured
+  *) echo "usage: $0 up|down|status|nodetool ARGS..." >&2; exit 2 ;;
 esac
