@@ -46,6 +46,7 @@ class Credentials:
     password: str | None = None
     truststore: str | None = None           # JKS, for the connector and the JVM tools
     truststore_password: str | None = None
+    truststore_type: str = "JKS"            # JKS or PKCS12 (what the secured dev nodes' keytool makes)
     ca_pem: str | None = None               # PEM, for the Python driver and cqlsh
     jmx_username: str | None = None
     jmx_password: str | None = None
@@ -233,7 +234,7 @@ def connector_conf(cfg: dict) -> dict[str, str]:
                                        f"cassandra.ssl_truststore or truststore in the file named by {CREDENTIALS_ENV}")
         conf["spark.cassandra.connection.ssl.enabled"] = "true"
         conf["spark.cassandra.connection.ssl.trustStore.path"] = truststore
-        conf["spark.cassandra.connection.ssl.trustStore.type"] = "JKS"
+        conf["spark.cassandra.connection.ssl.trustStore.type"] = creds.truststore_type
         if creds.truststore_password:
             conf["spark.cassandra.connection.ssl.trustStore.password"] = creds.truststore_password
     return conf
