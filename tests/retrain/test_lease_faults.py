@@ -90,3 +90,56 @@ def test_a_lease_taken_over_fences_every_later_write(lease_ks):
             lease.check("promoting the challenger")
     with session(cfg) as s:  # the new owner's lease was not released by the fenced run
         assert LeaseStore(s, ks).holder("fence")["owner"] == "another-run"
+
+
+def test_a_retrain_run_whose_lease_was_taken_over_promotes_nothing(cassandra_node, tmp_path):
+    """The real job (spark-submit): its lease is taken over while it works (as if it had expired during a
+    stall and another run took it); with no champion yet, its challenger would become champion."""
+    import subprocess
+
+    import numpy as np
+
+    from conftest import ROOT
+
+    ks = f"it_leasejob_{os.getpid()}"
+    overrides = [f"datasets.mnist.keyspace={ks}", f"convert.snapshot_root={tmp_path / 'snapshots'}",
+                 "convert.files_per_split=2", "report.enabled=false", f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+                 "train.epochs=1", "retrain.lease_ttl_s=600"]
+    cfg = config.resolve(overrides)
+    apply_schema(cfg, [ks])
+    rng = np.random.default_rng(0)
+    try:
+        with session(cfg, ks) as s:
+            for table, n in (("raw_train", 400), ("raw_test", 200)):
+                insert = s.prepare(f"INSERT INTO {table} (id, label, pixels) VALUES (?, ?, ?)")
+                for i in range(n):
+                    label = int(rng.integers(0, 10))
+                    image = rng.integers(0, 40, (28, 28)).astype(np.uint8)
+                    image[2 * label:2 * label + 6, 4:24] = 255
+                    s.execute(insert, (i, label, image.tobytes()))
+        cmd = [str(ROOT / "scripts" / "submit.sh"), "retrain", "--dataset", "mnist",
+               *[a for o in overrides for a in ("--set", o)]]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        output = []
+        for line in proc.stdout:
+            output.append(line)
+            if "taken by" in line:  # it holds the lease: take it over
+                with session(cfg) as s:
+                    s.execute(f"DELETE FROM {ks}.leases WHERE name = 'retrain'")
+                    assert LeaseStore(s, ks).acquire("retrain", "another-run", 600, now_ms())[0]
+                break
+        output += proc.stdout.readlines()
+        proc.wait(timeout=600)
+        text = "".join(output)
+        assert proc.returncode == 3, text[-4000:]
+        assert "no longer held" in text and "before registering the challenger" in text
+        assert "registered, promoted and recorded nothing" in text
+        with session(cfg, ks) as s:
+            assert list(s.execute("SELECT id FROM models")) == []
+            assert list(s.execute("SELECT alias FROM aliases")) == []
+            assert list(s.execute("SELECT run_id FROM retrain_runs")) == []
+            assert LeaseStore(s, ks).holder("retrain")["owner"] == "another-run"
+    finally:
+        run([str(BIN / "cqlsh"), "127.0.0.1", "--request-timeout", "60", "-e", f"DROP KEYSPACE IF EXISTS {ks}"],
+            check=False)
