@@ -15,7 +15,8 @@ from digitforge.core import config
 from digitforge.core.errors import InputError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
-from digitforge.ingest.load import LostRowsError, prepare_tables, write_and_check
+from digitforge.ingest.landing import RestoreFailed
+from digitforge.ingest.load import LostRowsError, WriteFailed, prepare_tables, write_and_check
 from digitforge.ingest.sources import read_batches
 from digitforge.ingest.sstable_writer import BulkLoadError
 
@@ -32,7 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--keyspace", help="write into this keyspace (created if missing) instead of the dataset's own")
     p.add_argument("--limit", type=int, help="ingest only the first N rows of each file (tests, trials)")
     p.add_argument("--replace", action="store_true",
-                   help="empty the target tables before writing (after all checks), e.g. after changing the split")
+                   help="the target tables hold exactly the new rows afterwards (e.g. after changing the split); "
+                        "nothing is emptied until the new rows are written, and a failure leaves the old rows")
     args = p.parse_args(argv)
     cfg = config.resolve_or_exit(args.set, **{"ingest.dataset": args.dataset})
     name = cfg["ingest"]["dataset"]
@@ -50,8 +52,8 @@ def main(argv=None) -> int:
 
     spark = get_spark(f"digitforge-ingest-{name}", cfg)
     try:
-        reports, seconds = write_and_check(spark, cfg, batches, keyspace, writer)
-    except (LostRowsError, BulkLoadError) as e:
+        reports, seconds = write_and_check(spark, cfg, batches, keyspace, writer, replace=args.replace)
+    except (LostRowsError, BulkLoadError, WriteFailed, RestoreFailed) as e:
         log.error("%s", e)
         return 3
     finally:

@@ -8,7 +8,10 @@ champion's stored config (or the defaults), plus any --set -> challenger and cha
 same test rows (the new snapshot's test split) -> the challenger becomes champion only if better by
 retrain.margin -> the decision, both scores and the reason recorded in retrain_runs (and, when
 promoted, in the champion alias's history) -> a report of the challenger and a comparison page.
-Exit codes: 0 done (promoted or not), 2 bad input, 3 another run holds the lease.
+Every write after the challenger is trained (its registration, the promotion, the run record) first
+checks that this run still holds the lease (Lease.check renews it): a run whose lease was taken over
+writes nothing more.
+Exit codes: 0 done (promoted or not), 2 bad input, 3 another run holds the lease or took it over.
 """
 import json
 import logging
@@ -16,7 +19,7 @@ import sys
 
 from digitforge.core import config
 from digitforge.core.logs import setup_logging
-from digitforge.retrain.lease import LeaseHeld
+from digitforge.retrain.lease import LeaseHeld, LeaseLost
 from digitforge.retrain.run import retrain
 
 log = logging.getLogger("digitforge.jobs.retrain")
@@ -41,6 +44,9 @@ def main(argv=None) -> int:
         summary = retrain(cfg, args.set, from_defaults=args.from_defaults)
     except LeaseHeld as e:
         log.error("%s", e)
+        return 3
+    except LeaseLost as e:  # fenced: another run owns the lease now, so this one writes nothing more
+        log.error("%s; this run registered, promoted and recorded nothing after losing it", e)
         return 3
     except (LookupError, ValueError) as e:  # empty tables, a champion that does not load, bad config
         log.error("%s", e)

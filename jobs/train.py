@@ -3,18 +3,24 @@
     scripts/submit.sh train --dataset mnist [--architecture net] [--epochs 6] [--set train.lr=0.01]
     scripts/submit.sh train --dataset mnist --preset mnist-best        # conf/presets/mnist-best.yaml
     scripts/submit.sh train --resume [RUN_ID] [--epochs N]             # continue from the last checkpoint
+
+A lost rank restarts the run from its last checkpoint (train.max_restarts). A finished run is recorded
+beside its checkpoints before it is registered: if registration still fails after its retries, the job
+exits 3 naming the run, and `digitforge registry register RUN_ID` registers it later.
+Exit codes: 0 registered, 2 bad input, 3 training failed past its restarts or registration failed.
 """
 import json
 import logging
 import sys
+from pathlib import Path
 
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
 from digitforge.registry import write as registry_write
 from digitforge.registry.lineage import code_version, lineage
 from digitforge.report import data as report_data
-from digitforge.training import prepare
-from digitforge.training.launch import run_distributed
+from digitforge.training import checkpoints, prepare
+from digitforge.training.launch import TrainingFailed, run_distributed
 
 log = logging.getLogger("digitforge.jobs.train")
 
@@ -34,12 +40,26 @@ def main(argv=None) -> int:
              f", resuming run {tc['run_id']}" if tc["resume"] else "")
 
     spark = get_spark(f"digitforge-train-{tc['dataset']}", cfg)
-    result = run_distributed(cfg, manifest)
-    spark.stop()
+    try:
+        result = run_distributed(cfg, manifest)
+    except TrainingFailed as e:
+        log.error("%s", e)
+        return 3
+    finally:
+        spark.stop()
 
     tc["run_id"] = result["run_id"] or ""
     trained_on = lineage(manifest, code_version=code_version(), run_id=tc["run_id"])
-    model_id = registry_write.register(cfg, tc["dataset"], result, cfg, trained_on, tc["comments"])
+    run_dir = Path(tc["checkpoint_dir"]) / tc["run_id"] if tc["run_id"] else None
+    if run_dir:  # what `digitforge registry register RUN_ID` needs, should registration fail now
+        checkpoints.save_result(run_dir, result, trained_on, tc["comments"])
+    try:
+        model_id = registry_write.register(cfg, tc["dataset"], result, cfg, trained_on, tc["comments"])
+    except registry_write.RegistrationFailed as e:
+        log.error("%s", e)
+        return 3
+    if run_dir:
+        checkpoints.mark_registered(run_dir, model_id)
     report_data.trained_model_report(cfg, tc["dataset"], model_id, result, trained_on, manifest)  # logs its path
     summary = dict(prepare.summary(cfg, result), id=str(model_id))
     log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,

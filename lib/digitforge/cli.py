@@ -72,7 +72,14 @@ def main(argv=None) -> int:
     r_export.add_argument("path", metavar="PATH", help="a .safetensors file name, or a folder")
     r_aliases = reg.add_parser("aliases", help="aliases, the models they point at, and their history")
     r_reindex = reg.add_parser("reindex", help="rebuild the CQL query tables from the models table")
-    for r in (r_list, r_show, r_best, r_promote, r_export, r_aliases, r_reindex):
+    r_register = reg.add_parser("register", help="register a finished training run from its checkpoint "
+                                "(after the train job exited 3: registration failed)")
+    r_register.add_argument("run_id", metavar="RUN_ID", help="the run (a folder under train.checkpoint_dir)")
+    r_fsck = reg.add_parser("fsck", help="find orphan chunks and derived rows, verify every artifact's sha256")
+    r_fsck.add_argument("--repair", action="store_true", help="delete the orphans found")
+    r_fsck.add_argument("--grace-s", type=float, help="only rows older than this count as orphans "
+                        "(default registry.fsck_grace_s)")
+    for r in (r_list, r_show, r_best, r_promote, r_export, r_aliases, r_reindex, r_register, r_fsck):
         r.add_argument("--dataset", default="mnist")
         r.add_argument("--json", action="store_true")
 
@@ -123,6 +130,18 @@ def main(argv=None) -> int:
                 _print_aliases(registry_aliases.list_aliases(cfg, args.dataset), args.json)
             elif args.action == "reindex":
                 _print({"dataset": args.dataset, "models": registry_write.reindex(cfg, args.dataset)}, args.json)
+            elif args.action == "register":
+                from digitforge.registry import recover
+                try:
+                    _print(recover.register_run(cfg, args.run_id), args.json)
+                except registry_write.RegistrationFailed as e:
+                    log.error("%s", e)
+                    return 3
+            elif args.action == "fsck":
+                from digitforge.registry import fsck
+                report = fsck.check(cfg, args.dataset, args.repair, args.grace_s)
+                _print(report, args.json)
+                return 0 if report["clean"] else 1
         elif args.command == "report":
             from digitforge.report import data as report_data
             if args.compare:

@@ -331,7 +331,7 @@ def test_failed_chunk_write_leaves_no_model_row_and_no_chunks(reg, monkeypatch):
         real(s, model_id, artifact, seq, data)
 
     monkeypatch.setattr(registry_write, "_write_chunk", failing)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(registry_write.RegistrationFailed, match="injected"):
         add_model(cfg, "net", 21)
     assert _model_ids(reg) == before
     assert _leftovers(reg, seen[0]) == [None] * 4
@@ -349,7 +349,7 @@ def test_failed_index_write_removes_the_model_again(reg, monkeypatch):
         real(s, m, delete, class_names)
 
     monkeypatch.setattr(registry_write, "_write_index", failing)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(registry_write.RegistrationFailed, match="injected"):
         add_model(cfg, "net", 22)
     assert _model_ids(reg) == before
     assert _leftovers(reg, seen[0]) == [None] * 4

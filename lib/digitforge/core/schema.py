@@ -109,13 +109,18 @@ class TrainConfig(Section):
     threads_per_rank: int = Field(ge=1)
     checkpoint_dir: str
     run_id: str
+    max_restarts: int = Field(ge=0)
     resume: bool
     comments: str
 
 
 class RegistryConfig(Section):
-    """registry: the largest artifact kept inline in the models row (bytes)."""
+    """registry: the largest artifact kept inline in the models row (bytes); retries of transient write
+    errors; how old an orphan row must be before fsck counts it."""
     chunk_bytes: int = Field(ge=1)
+    retry_attempts: int = Field(ge=1)
+    retry_backoff_s: float = Field(ge=0)
+    fsck_grace_s: float = Field(ge=0)
 
 
 class PredictConfig(Section):

@@ -30,9 +30,16 @@ class LostRowsError(RuntimeError):
     """Cassandra holds fewer rows after a write than the accounting expects."""
 
 
-def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> float:
+class WriteFailed(RuntimeError):
+    """The Spark write of some rows failed (a task, the connector): one line naming the keyspace."""
+
+
+def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land) -> tuple[list[dict], float]:
     """Stage every batch and write it to keyspace.<batch.table> with `writer` (sstable: one Spark job for all
-    tables; cql: the connector, table by table). Returns the seconds it took."""
+    tables; cql: the connector, table by table), the landing (imports, count checks, stale rows) done by
+    `land(write_step)` inside it. Returns (land's reports, the seconds it took)."""
+    from py4j.protocol import Py4JJavaError
+
     from digitforge.core.config import project_path
     from digitforge.ingest import cql_writer, sstable_writer
 
@@ -44,10 +51,13 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str) -> f
     folder = project_path(icfg["staging_dir"]) / f"{keyspace}-{uuid.uuid4().hex[:8]}"
     try:
         module = sstable_writer if writer == "sstable" else cql_writer
-        module.write_batches(spark, cfg, batches, keyspace, folder, partitions)
+        reports = module.write_batches(spark, cfg, batches, keyspace, folder, partitions, land)
+    except Py4JJavaError as e:  # a Spark task or job failed: say what, in one line
+        cause = str(e.java_exception).splitlines()[0]
+        raise WriteFailed(f"{keyspace}: the Spark write ({writer} writer) failed: {cause}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return time.time() - started
+    return reports, time.time() - started
 
 
 def read_ids(session, table: str) -> np.ndarray:
@@ -59,13 +69,14 @@ def read_ids(session, table: str) -> np.ndarray:
     return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64))
 
 
-def account(table: str, before: np.ndarray, written: np.ndarray, after: np.ndarray) -> dict:
-    """Expected vs. found rows after writing `written` ids into a table that held `before`.
-    Raises LostRowsError when a written id is missing or the table holds fewer rows than expected. Pure."""
-    expected = len(np.union1d(before, written))
+def account(table: str, before: np.ndarray, written: np.ndarray, after: np.ndarray, replace: bool = False) -> dict:
+    """Expected vs. found rows after writing `written` ids into a table that held `before` (with replace:
+    exactly the written ids). Raises LostRowsError when a written id is missing or the table holds fewer
+    rows than expected. Pure."""
+    expected = len(written) if replace else len(np.union1d(before, written))
     missing = np.setdiff1d(written, after)
     report = {"table": table, "before": int(len(before)), "written": int(len(written)),
-              "new": int(expected - len(before)), "expected": int(expected), "found": int(len(after))}
+              "new": int(len(np.setdiff1d(written, before))), "expected": int(expected), "found": int(len(after))}
     if missing.size or len(after) < expected:
         raise LostRowsError(f"{table}: expected {expected} rows, found {len(after)}; {missing.size} written ids "
                             f"are missing (first: {missing[:5].tolist()})")
@@ -87,11 +98,20 @@ def check_table_is_compact(session, keyspace: str, table: str) -> None:
                          f"{PIXELS}-byte blobs. Ingest into another keyspace; convert reads this table as it is.")
 
 
-def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None) -> tuple[list[dict], float]:
-    """Write every batch with `writer` (default: bulk.choose_writer, and the tables' layout checked for it),
-    then check each table against Cassandra: expected (rows before plus new ids) vs. found, both logged.
+def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None,
+                    replace: bool = False) -> tuple[list[dict], float]:
+    """Write every batch with `writer` (default: choose_writer, and the tables' layout checked for it), then
+    check each table against Cassandra: expected (rows before plus new ids; with replace, the new ids only)
+    vs. found, both logged. Nothing is emptied before the new rows are written and checked:
+    - sstable: every table's SSTables are written and checked first; then, under a node snapshot of every
+      target table (landing.all_or_none), replace truncates, all tables are imported and counted; a failure
+      puts every table back as it was: all tables land or none.
+    - cql: every table's rows are written (upserts) and counted; only then, with replace, the stale ids (in
+      a table before, not written now) are deleted and the tables counted again. A failed write never
+      empties a table: the old rows stay (some overwritten by new rows of the same id) and a re-run completes.
     Returns one report per table (with the writer) and the write seconds."""
     from digitforge.core.connection import session
+    from digitforge.ingest import landing
     from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
 
     with session(cfg, keyspace) as s:
@@ -101,22 +121,58 @@ def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str 
                 for b in batches:
                     check_raw_columns(s, keyspace, b.table)
         before = {b.table: read_ids(s, b.table) for b in batches}
-        seconds = write_rows(spark, cfg, batches, keyspace, writer)
+
+        def count(exact: bool) -> list[dict]:
+            reports = []
+            for b in batches:
+                report = account(f"{keyspace}.{b.table}", before[b.table], b.ids, read_ids(s, b.table), exact)
+                log.info("%s: count check: expected %d rows (%s%d new of %d written), found %d", report["table"],
+                         report["expected"], "replaced: " if exact else f"{report['before']} before + ",
+                         report["new"], report["written"], report["found"])
+                reports.append({**report, "writer": writer})
+            return reports
+
+        def land_sstables(import_all) -> list[dict]:
+            with landing.all_or_none(spark, cfg, s, keyspace, [b.table for b in batches], before):
+                if replace:  # only now: every table's new rows are written and checked
+                    for b in batches:
+                        s.execute(f"TRUNCATE {b.table}")
+                        log.info("emptied %s.%s (--replace): its new SSTables are ready", keyspace, b.table)
+                import_all()
+                return count(replace)
+
+        def land_cql(write_all) -> list[dict]:
+            write_all()
+            reports = count(False)
+            if replace:  # every table's new rows are in: now the stale ones go
+                for b in batches:
+                    delete_ids(s, b.table, np.setdiff1d(before[b.table], b.ids))
+                reports = count(True)
+            return reports
+
+        reports, seconds = write_rows(spark, cfg, batches, keyspace, writer,
+                                      land_sstables if writer == "sstable" else land_cql)
         rows = sum(len(b) for b in batches)
         log.info("%s: wrote %d rows in %.2fs (%.0f rows/s, writer %s)", keyspace, rows, seconds, rows / seconds, writer)
-        reports = []
-        for b in batches:
-            report = account(f"{keyspace}.{b.table}", before[b.table], b.ids, read_ids(s, b.table))
-            log.info("%s: count check: expected %d rows (%d before + %d new of %d written), found %d", report["table"],
-                     report["expected"], report["before"], report["new"], report["written"], report["found"])
-            reports.append({**report, "writer": writer})
     return reports, seconds
+
+
+def delete_ids(session, table: str, ids: np.ndarray) -> None:
+    """Delete these ids from a table of the session's keyspace (--replace with the CQL writer: the rows a
+    new split no longer puts there), many at a time."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    if len(ids):
+        statement = session.prepare(f"DELETE FROM {table} WHERE id = ?")
+        execute_concurrent_with_args(session, statement, [(int(i),) for i in ids], concurrency=64, raise_on_first_error=True)
+        log.info("deleted %d stale rows from %s (--replace)", len(ids), table)
 
 
 def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = False) -> str:
     """Everything checked before a row is written: the keyspace name; an original-demo keyspace is refused
     untouched; the schema is created where missing (never altered); the writer chosen (an explicit one that
-    cannot work here fails now); then, with `replace`, the target tables emptied. Returns the writer.
+    cannot work here fails now). Nothing is emptied here: `--replace` empties nothing until the new rows
+    are written (write_and_check). Returns the writer.
     Raises InputError or ConfigError (exit 2, nothing written)."""
     from digitforge.core.config import ConfigError
     from digitforge.core.connection import session
@@ -134,8 +190,4 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
         if writer == "sstable":
             for b in batches:
                 check_raw_columns(s, keyspace, b.table)
-        if replace:
-            for b in batches:
-                s.execute(f"TRUNCATE {b.table}")
-                log.info("emptied %s.%s (--replace)", keyspace, b.table)
     return writer

@@ -130,9 +130,29 @@ def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, ou
     return list(folders)
 
 
-def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
-    """Every batch (one table each) staged under folder, written as SSTables by one Spark job (`partitions`
-    tasks per table), then imported table by table. Nothing is imported unless every task succeeded."""
+def check_folders(folders: list[str], files: list[str]) -> None:
+    """Before any table changes: one SSTable folder came back per staged file, and each holds complete
+    SSTables (every component its TOC.txt names is there, the data file not empty)."""
+    if len(folders) != len(files):
+        raise BulkLoadError(f"{len(files)} record files were staged but {len(folders)} SSTable folders came back")
+    for folder in map(Path, folders):
+        tocs = list(folder.glob("*-TOC.txt"))
+        if not tocs:
+            raise BulkLoadError(f"{folder}: no SSTable written (no TOC.txt)")
+        for toc in tocs:
+            prefix = toc.name[: -len("TOC.txt")]
+            missing = [c for c in toc.read_text().split() if not (folder / (prefix + c)).is_file()]
+            data = folder / (prefix + "Data.db")
+            if missing or not data.is_file() or data.stat().st_size == 0:
+                raise BulkLoadError(f"{folder}: SSTable {prefix} is incomplete (missing {missing or ['Data.db']})")
+
+
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int,
+                  land) -> list[dict]:
+    """Every batch (one table each) staged under folder and written as SSTables by one Spark job
+    (`partitions` tasks per table), the folders checked; then `land(import_all)` imports them all
+    (landing.all_or_none: every table or none). Nothing is imported unless every task succeeded.
+    Returns what `land` returns (the count checks)."""
     from digitforge.core.config import project_path
 
     started = time.time()
@@ -144,11 +164,17 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     staged = time.time()
     folders = write_sstables(spark, files, tables, keyspace, folder / "sstables",
                              project_path(cfg["ingest"]["cassandra_jars"]))
+    check_folders(folders, files)
     written = time.time()
-    for table in progress(list(dict.fromkeys(tables)), desc=f"{keyspace}: importing SSTables", unit="table"):
-        import_sstables(spark, cfg, keyspace, table, [f for f in folders if Path(f).name == table])
-    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, imported %.2fs", keyspace, staged - started,
+
+    def import_all() -> None:
+        for table in progress(list(dict.fromkeys(tables)), desc=f"{keyspace}: importing SSTables", unit="table"):
+            import_sstables(spark, cfg, keyspace, table, [f for f in folders if Path(f).name == table])
+
+    reports = land(import_all)
+    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, landed %.2fs", keyspace, staged - started,
              len(folders), written - staged, time.time() - written)
+    return reports
 
 
 def _java_strings(gateway, values: list[str]):

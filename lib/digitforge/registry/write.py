@@ -1,9 +1,15 @@
 """Writing the registry: one trained model's chunks, its models row (the commit point) and its derived
-query rows (models_by_date / _accuracy / _loss, model_classes); `reindex` rebuilds the derived rows."""
+query rows (models_by_date / _accuracy / _loss, model_classes); `reindex` rebuilds the derived rows.
+
+Every write is idempotent (same id, same values), so a write that fails with a transient error (a
+timeout, too few replicas) is retried with backoff (registry.retry_attempts, registry.retry_backoff_s).
+A model of a training run gets an id derived from the run and its weights, so registering the same
+run again (digitforge registry register RUN_ID) writes the same rows, never a second model."""
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 from digitforge.core.clock import now_ms
@@ -18,6 +24,53 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_CHUNK_BYTES = 1 << 20
+# Names a run's model ids: uuid5(RUN_NAMESPACE, "<run id>/<weights sha256>").
+RUN_NAMESPACE = uuid.UUID("5b0c3f9e-6d1a-4f55-9d59-2f1c3f7d1e13")
+
+
+class RegistrationFailed(RuntimeError):
+    """A model could not be registered (nothing of it is left behind); the message names the run."""
+
+
+def model_id_for(run_id: str | None, weights: bytes | None) -> uuid.UUID:
+    """The same id for the same run and weights (idempotent re-registration); a fresh one without a run."""
+    if run_id and weights is not None:
+        return uuid.uuid5(RUN_NAMESPACE, f"{run_id}/{sha256(weights)}")
+    return uuid.uuid4()
+
+
+def is_transient(e: BaseException) -> bool:
+    """Errors worth another try of an idempotent write: timeouts, too few replicas, no host for now."""
+    from cassandra import CoordinationFailure, OperationTimedOut, Unavailable, WriteTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    return isinstance(e, (WriteTimeout, Unavailable, OperationTimedOut, NoHostAvailable, CoordinationFailure))
+
+
+class Retrying:
+    """Runs idempotent writes, retrying transient errors `attempts` times in all, waiting backoff_s,
+    then twice as long each time (capped at 30 s), logging every retry."""
+
+    def __init__(self, attempts: int = 5, backoff_s: float = 0.5):
+        self.attempts, self.backoff_s = max(1, int(attempts)), float(backoff_s)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "Retrying":
+        rcfg = cfg.get("registry", {})
+        return cls(rcfg.get("retry_attempts", 5), rcfg.get("retry_backoff_s", 0.5))
+
+    def __call__(self, what: str, write, *args):
+        wait = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return write(*args)
+            except Exception as e:
+                if not is_transient(e) or attempt == self.attempts:
+                    raise
+                log.warning("%s failed (%s: %s); retry %d of %d in %.1fs", what, type(e).__name__, e, attempt,
+                            self.attempts - 1, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
 
 
 def _write_chunk(s, model_id: uuid.UUID, artifact: str, seq: int, data: bytes) -> None:
@@ -25,16 +78,25 @@ def _write_chunk(s, model_id: uuid.UUID, artifact: str, seq: int, data: bytes) -
               (model_id, artifact, seq, data, sha256(data)))
 
 
-def _delete_model(s, model_id: uuid.UUID, row: dict | None = None) -> None:
-    """Undo a registration that failed part way (best effort; the error that caused it is re-raised)."""
+def _write_model_row(s, columns: dict) -> None:
+    s.execute(f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+              tuple(columns.values()))
+
+
+def _delete_model(s, model_id: uuid.UUID, row: dict | None = None, retry: "Retrying | None" = None) -> None:
+    """Undo a registration that failed part way, derived rows first, chunks last (best effort, retried;
+    the error that caused it is raised; what is left, `digitforge registry fsck --repair` removes)."""
+    retry = retry or Retrying(1)
     try:
         if row is not None:
-            _write_index(s, row, delete=True)
-        s.execute("DELETE FROM models WHERE id = %s", (model_id,))
+            retry(f"model {model_id}: deleting its derived rows", _write_index, s, row, True)
+        retry(f"model {model_id}: deleting its models row", s.execute, "DELETE FROM models WHERE id = %s", (model_id,))
         for artifact in ARTIFACTS:
-            s.execute("DELETE FROM model_chunks WHERE model_id = %s AND artifact = %s", (model_id, artifact))
+            retry(f"model {model_id}: deleting its {artifact} chunks", s.execute,
+                  "DELETE FROM model_chunks WHERE model_id = %s AND artifact = %s", (model_id, artifact))
     except Exception as e:  # the node may be the thing that failed
-        log.warning("could not clean up after failed registration of %s: %s", model_id, e)
+        log.warning("could not clean up after failed registration of %s (%s); `digitforge registry fsck --repair` "
+                    "removes what is left", model_id, e)
 
 
 def _write_index(s, m: dict, delete: bool = False, class_names: list[str] | None = None) -> None:
@@ -75,18 +137,23 @@ def _write_index(s, m: dict, delete: bool = False, class_names: list[str] | None
 
 
 def register(cfg: dict, dataset: str, result: dict, config: dict, lineage: dict, comments: str = "") -> uuid.UUID:
-    """Write one trained model: its chunks (if any) first, then its models row, then its derived rows.
-    If any write fails, what was written is removed again and the error is raised: no model row
-    without all its chunks, no derived rows without a model row. Returns the new model's id."""
+    """Write one trained model: its chunks (if any) first, then its models row, then its derived rows,
+    each write retried on transient errors. If a write still fails, what was written is removed again
+    and RegistrationFailed is raised (naming the run): no model row without all its chunks, no derived
+    rows without a model row. Returns the model's id (the same for the same run and weights)."""
     ds = dataset_info(cfg, dataset)
     chunk_bytes = int(cfg.get("registry", {}).get("chunk_bytes", DEFAULT_CHUNK_BYTES))
-    model_id = uuid.uuid4()
+    retry = Retrying.from_config(cfg)
+    run_id = result.get("run_id") or lineage.get("run_id")
+    model_id = model_id_for(run_id, result.get("weights"))
     m = {"id": model_id, "dataset": dataset, "architecture": config["train"]["architecture"],
          "upload_date": now_ms(), "comments": comments or "", "test_accuracy": float(result["test_accuracy"]),
          "test_loss": float(result["test_loss"]), "train_seconds": float(result["train_seconds"]),
          "metrics": result.get("metrics") or {}}
     columns = {}
+    what = f"model {model_id}" + (f" of run {run_id}" if run_id else "")
     with session(cfg, ds["keyspace"]) as s:
+        step = "chunks"
         try:
             for artifact, key in ARTIFACTS.items():
                 data = result.get(key)
@@ -94,23 +161,24 @@ def register(cfg: dict, dataset: str, result: dict, config: dict, lineage: dict,
                     continue
                 pieces = chunks.split(data, chunk_bytes)
                 for seq, piece in enumerate(pieces):
-                    _write_chunk(s, model_id, artifact, seq, piece)
+                    retry(f"{what}: writing {artifact} chunk {seq}", _write_chunk, s, model_id, artifact, seq, piece)
                 columns.update({artifact: None if pieces else data, f"{artifact}_sha256": sha256(data),
                                 f"{artifact}_size": len(data), f"{artifact}_chunks": len(pieces)})
             columns.update({k: m[k] for k in ("id", "dataset", "architecture", "upload_date", "comments",
                                               "test_accuracy", "test_loss", "train_seconds")})
             columns.update(config=json.dumps(config), metrics=json.dumps(m["metrics"]), lineage=json.dumps(lineage))
             # The models row is the commit point: written only once every chunk is in.
-            s.execute(f"INSERT INTO models ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-                      tuple(columns.values()))
-        except BaseException:
-            _delete_model(s, model_id)
-            raise
-        try:
-            _write_index(s, m, class_names=ds.get("classes"))
-        except BaseException:
-            _delete_model(s, model_id, m)
-            raise
+            step = "the models row"
+            retry(f"{what}: writing its models row", _write_model_row, s, columns)
+            step = "the derived rows"
+            retry(f"{what}: writing its derived rows", _write_index, s, m, False, ds.get("classes"))
+        except BaseException as e:
+            _delete_model(s, model_id, m if step == "the derived rows" else None, retry)
+            if not isinstance(e, Exception):  # an interrupt stays an interrupt
+                raise
+            hint = f"; its checkpoint is kept: digitforge registry register {run_id}" if run_id else ""
+            raise RegistrationFailed(f"{what} not registered in {ds['keyspace']}: writing {step} failed "
+                                     f"({type(e).__name__}: {e}){hint}") from e
     chunked = {a: columns[f"{a}_chunks"] for a in ARTIFACTS if f"{a}_chunks" in columns}
     log.info("registered model %s in %s.models (chunks: %s)", model_id, ds["keyspace"], chunked)
     return model_id

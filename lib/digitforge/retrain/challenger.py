@@ -11,7 +11,8 @@ from digitforge.core import config as configmod
 RUN_KEYS = {"dataset", "snapshot", "run_id", "resume", "comments"}
 
 
-RUNTIME_KEYS = {"num_processes", "local_mode", "use_gpu", "threads_per_rank", "checkpoint_dir", "data", "test_batch_size"}
+RUNTIME_KEYS = {"num_processes", "local_mode", "use_gpu", "threads_per_rank", "checkpoint_dir", "data", "test_batch_size",
+                "max_restarts"}
 
 
 def challenger_config(champion_config: dict | None, overrides: list[str], dataset: str) -> tuple[dict, list[str]]:

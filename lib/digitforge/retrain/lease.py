@@ -7,6 +7,11 @@ acquire  = INSERT ... IF NOT EXISTS USING TTL ttl  (Paxos: of two concurrent run
 renew    = UPDATE ... USING TTL ttl ... IF owner = me
 release  = DELETE ... IF owner = me
 A run that crashes never releases; its row expires after the TTL, so it cannot block the next night.
+
+Fencing: a successful renew (`check()`) restarts the TTL, so for ttl_s after it no other owner can take
+the lease; a holder calls check() right before each of its writes. An LWT whose reply timed out may or
+may not have applied: the lease is then read back with SERIAL consistency (which finishes any Paxos round
+in flight) and decided from what it says; a renewal that cannot be confirmed counts as lost (fail safe).
 """
 from __future__ import annotations
 
@@ -36,6 +41,14 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _timed_out(e: BaseException) -> bool:
+    """An LWT whose outcome is unknown: the coordinator (WriteTimeout) or the driver (OperationTimedOut)
+    gave up waiting, but the proposal may still have been accepted."""
+    from cassandra import OperationTimedOut, WriteTimeout
+
+    return isinstance(e, (WriteTimeout, OperationTimedOut))
+
+
 class LeaseStore:
     """The LWT statements on `<keyspace>.leases` over an open cassandra-driver session."""
 
@@ -43,12 +56,25 @@ class LeaseStore:
         self.s, self.keyspace = s, keyspace
 
     def acquire(self, name: str, owner: str, ttl_s: int, acquired_at: datetime) -> tuple[bool, dict | None]:
-        """(True, None) if taken, else (False, the current holder: owner, acquired_at, seconds left)."""
-        rs = self.s.execute(f"INSERT INTO {self.keyspace}.leases (name, owner, acquired_at) VALUES (%s, %s, %s) "
-                            f"IF NOT EXISTS USING TTL {int(ttl_s)}", (name, owner, acquired_at))
-        if rs.was_applied:
-            return True, None
-        return False, self.holder(name)
+        """(True, None) if taken, else (False, the current holder: owner, acquired_at, seconds left).
+        A timed-out attempt is decided by reading the lease back: ours -> taken, free -> tried again."""
+        for attempt in range(3):
+            try:
+                rs = self.s.execute(f"INSERT INTO {self.keyspace}.leases (name, owner, acquired_at) VALUES (%s, %s, %s) "
+                                    f"IF NOT EXISTS USING TTL {int(ttl_s)}", (name, owner, acquired_at))
+            except Exception as e:
+                if not _timed_out(e):
+                    raise
+                holder = self.holder(name)
+                log.warning("taking lease %r timed out (%s); read back: %s", name, type(e).__name__,
+                            holder["owner"] if holder else "free")
+                if holder is None:
+                    continue
+                return (True, None) if holder["owner"] == owner else (False, holder)
+            if rs.was_applied:
+                return True, None
+            return False, self.holder(name)
+        raise LeaseHeld(f"lease {self.keyspace}.leases[{name!r}]: taking it timed out 3 times; try again")
 
     def renew(self, name: str, owner: str, ttl_s: int, acquired_at: datetime) -> bool:
         """Restart the TTL of both columns (a TTL is per cell), if `owner` still holds the lease."""
@@ -57,9 +83,19 @@ class LeaseStore:
         return bool(rs.was_applied)
 
     def release(self, name: str, owner: str) -> bool:
-        """Delete the lease if `owner` still holds it; True when it did."""
-        rs = self.s.execute(f"DELETE FROM {self.keyspace}.leases WHERE name = %s IF owner = %s", (name, owner))
-        return bool(rs.was_applied)
+        """Delete the lease if `owner` still holds it; True when it did. A timed-out attempt is decided
+        by reading the lease back (still ours: once more)."""
+        for _ in range(2):
+            try:
+                rs = self.s.execute(f"DELETE FROM {self.keyspace}.leases WHERE name = %s IF owner = %s", (name, owner))
+                return bool(rs.was_applied)
+            except Exception as e:
+                if not _timed_out(e):
+                    raise
+                holder = self.holder(name)
+                if holder is None or holder["owner"] != owner:
+                    return holder is None
+        return False
 
     def holder(self, name: str) -> dict | None:
         """The current holder, read with SERIAL consistency so it agrees with the LWTs."""
@@ -124,13 +160,30 @@ class Lease:
             except Exception as e:  # a failed renewal is retried; the TTL leaves room for a few
                 log.warning("renewing lease %r failed (%s); retrying", self.name, e)
 
-    def check(self) -> None:
-        """Raise LeaseLost if this run no longer holds the lease (do it before writing results)."""
-        if self.lost.is_set() or not self._store.renew(self.name, self.owner, self.ttl_s, self.acquired_at):
+    def check(self, before: str = "writing") -> None:
+        """Raise LeaseLost unless this run still holds the lease; call it right before each write. The
+        renewal restarts the TTL, so no other owner can take the lease for ttl_s after it returns. A
+        renewal whose reply timed out is tried again; one that cannot be confirmed counts as lost."""
+        held = not self.lost.is_set() and self._renew_confirmed()
+        if not held:
             self.lost.set()
-            raise LeaseLost(f"lease {self.keyspace}.leases[{self.name!r}] is no longer held by {self.owner}")
+            raise LeaseLost(f"lease {self.keyspace}.leases[{self.name!r}] is no longer held by {self.owner} "
+                            f"(before {before}): another run may own it now")
+        log.info("lease %r held by %s before %s", self.name, self.owner, before)
+
+    def _renew_confirmed(self, attempts: int = 3) -> bool:
+        for _ in range(attempts):
+            try:
+                return self._store.renew(self.name, self.owner, self.ttl_s, self.acquired_at)
+            except Exception as e:
+                if not _timed_out(e):
+                    raise
+                log.warning("renewing lease %r timed out (%s); trying again", self.name, type(e).__name__)
+        return False
 
     def __exit__(self, *exc) -> None:
+        """Release the lease. A release that fails is logged, never raised: it must not hide the error
+        that ended the block (if any), and the lease expires by its TTL anyway."""
         self._stop.set()
         if self._thread:
             self._thread.join()
@@ -139,5 +192,10 @@ class Lease:
                 log.info("lease %r released by %s", self.name, self.owner)
             else:
                 log.warning("lease %r was no longer held by %s at release", self.name, self.owner)
-        finally:
+        except Exception as e:
+            log.warning("could not release lease %r (%s: %s); it expires by its TTL within %d s",
+                        self.name, type(e).__name__, e, self.ttl_s)
+        try:
             self._session_cm.__exit__(None, None, None)
+        except Exception as e:
+            log.warning("closing the lease's session failed: %s", e)

@@ -70,14 +70,16 @@ def _run(cfg: dict, overrides: list[str], from_defaults: bool, keyspace: str, le
     result = run_distributed(train_cfg, manifest)
     spark.stop()
     trained_on = lineage(manifest, retrain_of=champion[0]["id"] if champion else None)
+    # Every write from here on first checks the lease (renewing it): a run that lost it writes nothing more.
+    lease.check("registering the challenger")
     challenger_id = str(write.register(train_cfg, dataset, result, train_cfg, trained_on, train_cfg["train"]["comments"]))
     challenger_score = _score(challenger_id, train_cfg["train"]["architecture"], result["weights"], test)
 
-    # 4. Decide, then write the decision only while still holding the lease.
+    # 4. Decide, then write the decision.
     decision = decide(champion_score, challenger_score, float(rc["margin"]), rc["metric"])
     log.info("%s", decision["reason"])
-    lease.check()
     if decision["promote"]:
+        lease.check("promoting the challenger")
         aliases.promote(cfg, dataset, challenger_id, rc["alias"], reason=decision["reason"])
     pages = _reports(cfg, train_cfg, manifest, test, champion, champion_score, challenger_id, result, trained_on,
                      challenger_score)
@@ -85,6 +87,7 @@ def _run(cfg: dict, overrides: list[str], from_defaults: bool, keyspace: str, le
                   "margin": rc["margin"], "owner": lease.owner, **decision,
                   "champion": _brief(champion_score) if champion_score else None,
                   "challenger": _brief(challenger_score), "details": {"notes": notes, "reports": pages}}
+    lease.check("recording the run")
     run_id = record_run(cfg, keyspace, run_record)
     for name, page in pages.items():
         log.info("%s report: %s", name, page)

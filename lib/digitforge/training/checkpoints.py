@@ -7,6 +7,8 @@
             optimizer.safetensors    optimizer state (artifacts.optimizer_to_bytes)
             state.json               epoch, history, scheduler state, seed, seconds trained
         latest                       name of the newest complete epoch folder
+        result.json                  the finished run: metrics, scores, lineage (written before it is registered)
+        registered.json              the model id it was registered as
 
 No pickle anywhere. An epoch folder is written under a temporary name and renamed, then `latest` is
 replaced atomically, so a run killed while writing resumes from the previous complete epoch.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from digitforge.core.clock import now_iso, stamp
 
-RUN_FILE, LATEST = "run.json", "latest"
+RUN_FILE, LATEST, RESULT_FILE, REGISTERED_FILE = "run.json", "latest", "result.json", "registered.json"
 
 
 class CheckpointError(LookupError):
@@ -113,3 +115,31 @@ def load(folder: str | Path) -> dict:
     return {"weights": (epoch_dir / "weights.safetensors").read_bytes(),
             "optimizer": (epoch_dir / "optimizer.safetensors").read_bytes(),
             "state": json.loads((epoch_dir / "state.json").read_text())}
+
+
+def save_result(folder: str | Path, result: dict, lineage: dict, comments: str) -> None:
+    """Record a finished run (everything but the artifacts' bytes: those are the last epoch's
+    checkpoint) so that it can be registered again later: `digitforge registry register RUN_ID`."""
+    body = {k: v for k, v in result.items() if k not in ("weights", "optimizer")}
+    _write_atomic(Path(folder) / RESULT_FILE, json.dumps({"result": body, "lineage": lineage, "comments": comments},
+                                                         indent=1, default=str).encode())
+
+
+def load_result(folder: str | Path) -> dict:
+    """The finished run's result (with the last checkpoint's weights and optimizer), lineage, comments."""
+    folder = Path(folder)
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        raise CheckpointError(f"run {folder.name} has not finished training (no {path}): resume it with "
+                              f"`scripts/submit.sh train --resume {folder.name}`")
+    saved = json.loads(path.read_text())
+    ckpt = load(folder)
+    if ckpt["state"]["epoch"] != saved["result"].get("epochs"):
+        raise CheckpointError(f"run {folder.name}: its last checkpoint is epoch {ckpt['state']['epoch']}, its result "
+                              f"is of epoch {saved['result'].get('epochs')}: not the same model")
+    saved["result"].update(weights=ckpt["weights"], optimizer=ckpt["optimizer"])
+    return saved
+
+
+def mark_registered(folder: str | Path, model_id: str) -> None:
+    _write_atomic(Path(folder) / REGISTERED_FILE, json.dumps({"model_id": str(model_id), "at": now_iso()}).encode())

@@ -159,6 +159,9 @@ def train_fn(config: dict, manifest: dict) -> dict:
                                  {"history": history, "train_seconds": row["elapsed_s"], "seed": seed, "world_size": world,
                                   "scheduler": scheduler.state_dict() if scheduler is not None else None})
 
+    if confusion is None:  # every epoch was done before a restart: evaluate the restored model
+        _, confusion = test(model, x_test, y_test, tc["test_batch_size"], device, tc, amp)
+        confusion = all_reduce(confusion)
     data.close()
     result = None
     if rank == 0:

@@ -117,8 +117,7 @@ public final class SparkSSTableWriter {
     @SuppressWarnings("unchecked")
     public static String[] importSSTables(String host, int jmxPort, String keyspace, String table,
                                           String[] folders) throws Exception {
-        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + host + ":" + jmxPort + "/jmxrmi");
-        try (JMXConnector connector = JMXConnectorFactory.connect(url)) {
+        try (JMXConnector connector = connect(host, jmxPort)) {
             MBeanServerConnection node = connector.getMBeanServerConnection();
             ObjectName tableBean = new ObjectName("org.apache.cassandra.db:type=Tables,keyspace=" + keyspace
                     + ",table=" + table);
@@ -133,6 +132,43 @@ public final class SparkSSTableWriter {
                     false,  // copyData: move the files (same file system), no second copy
             }, IMPORT_SIGNATURE);
             return ((List<String>) failed).toArray(new String[0]);
+        }
+    }
+
+    /** The node's JMX connection: the one place the JMX address (and any JMX credentials) is used. */
+    static JMXConnector connect(String host, int jmxPort) throws IOException {
+        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + host + ":" + jmxPort + "/jmxrmi");
+        return JMXConnectorFactory.connect(url);
+    }
+
+    private static final String STORAGE_SERVICE = "org.apache.cassandra.db:type=StorageService";
+
+    /**
+     * Has the node snapshot these tables ("keyspace.table" each) under {@code tag}, as {@code nodetool
+     * snapshot} does: it flushes them and hard-links their SSTables under each table's snapshots/tag folder.
+     * Ingest takes one before it changes any table, so that a failed import can put every table back.
+     */
+    public static void snapshotTables(String host, int jmxPort, String tag, String[] tables) throws Exception {
+        try (JMXConnector connector = connect(host, jmxPort)) {
+            connector.getMBeanServerConnection().invoke(new ObjectName(STORAGE_SERVICE), "takeSnapshot",
+                    new Object[]{tag, new java.util.HashMap<String, String>(), tables},
+                    new String[]{"java.lang.String", "java.util.Map", "[Ljava.lang.String;"});
+        }
+    }
+
+    /** Removes the snapshot {@code tag} of these keyspaces (as {@code nodetool clearsnapshot -t tag}). */
+    public static void clearSnapshot(String host, int jmxPort, String tag, String[] keyspaces) throws Exception {
+        try (JMXConnector connector = connect(host, jmxPort)) {
+            connector.getMBeanServerConnection().invoke(new ObjectName(STORAGE_SERVICE), "clearSnapshot",
+                    new Object[]{tag, keyspaces}, new String[]{"java.lang.String", "[Ljava.lang.String;"});
+        }
+    }
+
+    /** The node's data directories (data_file_directories), where its tables' snapshot folders are. */
+    public static String[] dataFileLocations(String host, int jmxPort) throws Exception {
+        try (JMXConnector connector = connect(host, jmxPort)) {
+            return (String[]) connector.getMBeanServerConnection().getAttribute(new ObjectName(STORAGE_SERVICE),
+                    "AllDataFileLocations");
         }
     }
 }
