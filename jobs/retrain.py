@@ -1,6 +1,6 @@
 """spark-submit job: nightly retraining that only ever improves the champion.
 
-    scripts/submit.sh retrain --dataset mnist [--margin 0.0005] [--set train.epochs=3] [--from-defaults]
+    scripts/submit.sh retrain --dataset mnist [--keyspace KS] [--margin 0.0005] [--set train.epochs=3] [--from-defaults]
 
 Under a lease in Cassandra (two runs never overlap; a crashed run's lease expires after
 retrain.lease_ttl_s): a fresh snapshot of raw_train / raw_test -> a challenger trained with the
@@ -8,7 +8,8 @@ champion's stored config (or the defaults), plus any --set -> challenger and cha
 same test rows (the new snapshot's test split) -> the challenger becomes champion only if better by
 retrain.margin -> the decision, both scores and the reason recorded in retrain_runs (and, when
 promoted, in the champion alias's history) -> a report of the challenger and a comparison page.
-Exit codes: 0 done (promoted or not), 2 bad input, 3 another run holds the lease.
+Exit codes: 0 done (promoted or not), 2 bad input (or a keyspace that needs `digitforge schema apply`,
+found before any work), 3 another run holds the lease.
 """
 import json
 import logging
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     try:
         cfg = config.resolve(args.set, **{"retrain.dataset": args.dataset, "retrain.margin": args.margin,
                                           "retrain.metric": args.metric})
-        config.dataset_info(cfg, cfg["retrain"]["dataset"])
+        cfg = config.use_keyspace(cfg, cfg["retrain"]["dataset"], args.keyspace)
     except ValueError as e:
         log.error("%s", e)
         return 2
