@@ -8,6 +8,8 @@ SBT       := java -Xmx1g -Dsbt.repository.config=project/repositories -Dsbt.over
              -Dsbt.log.noformat=true -Dsbt.server.forcestart=false -jar $(SBT_JAR)
 SUBMIT    := scripts/submit.sh
 DATASET   ?= mnist
+KEYSPACE  ?=
+KS_FLAG   := $(if $(KEYSPACE),--keyspace $(KEYSPACE))
 
 .PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
         spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status \
@@ -58,13 +60,16 @@ ring-wait:
 	scripts/ring.sh wait
 
 schema: cassandra-up
-	.venv/bin/digitforge schema apply
+	.venv/bin/digitforge schema apply $(KS_FLAG)
 
+# The demo ends with the dataset's models (the first one is its champion) and the command that predicts
+# with the champion (IDX files fill raw_train / raw_test; raw_predict is filled by an unlabelled CSV).
 demo: schema
-	$(SUBMIT) ingest --dataset $(DATASET)
-	$(SUBMIT) convert --dataset $(DATASET)
-	$(SUBMIT) train --dataset $(DATASET)
-	.venv/bin/digitforge registry best --dataset $(DATASET) --json
+	$(SUBMIT) ingest --dataset $(DATASET) $(KS_FLAG)
+	$(SUBMIT) convert --dataset $(DATASET) $(KS_FLAG)
+	$(SUBMIT) train --dataset $(DATASET) $(KS_FLAG)
+	.venv/bin/digitforge registry list --dataset $(DATASET) $(KS_FLAG)
+	@echo "predict the test images with the champion: $(SUBMIT) predict --dataset $(DATASET) $(KS_FLAG) --table raw_test"
 
 test: schema airflow-env
 	$(PY) -m pytest tests

@@ -96,7 +96,8 @@ def main() -> int:
     p.add_argument("--row-limit", type=int, default=0, help="rows read with the per-row make_reader (0: all)")
     args = p.parse_args()
     cfg = config.resolve(args.set)
-    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), "mnist", cfg["train"]["snapshot"])
+    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), "mnist",
+                             cfg["datasets"]["mnist"]["keyspace"], cfg["train"]["snapshot"])
     url = child_url(manifest["path"], "train")
     tc = config.resolve(config.preset_overrides("mnist-fast") + args.set)["train"]
     torch.set_num_threads(1)

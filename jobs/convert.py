@@ -2,7 +2,9 @@
 
     scripts/submit.sh convert --dataset mnist [--keyspace KS]
 
-Reads tables whose pixels are 784-byte blobs or the original demo's `pixels list<int>`.
+Reads tables whose pixels are 784-byte blobs or the original demo's `pixels list<int>` (convert only reads:
+an original-demo keyspace converts as it is). The snapshot is filed under the keyspace and the dataset:
+<snapshot_root>/<keyspace>/<dataset>/<version>, and `train --keyspace KS` takes KS's latest.
 """
 import json
 import logging
@@ -20,11 +22,15 @@ log = logging.getLogger("digitforge.jobs.convert")
 def main(argv=None) -> int:
     setup_logging()
     p = config.job_parser(__doc__)
-    p.add_argument("--keyspace", help="read from this keyspace instead of the dataset's own")
     args = p.parse_args(argv)
     cfg = config.resolve_or_exit(args.set, **{"convert.dataset": args.dataset})
     name = cfg["convert"]["dataset"]
-    keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
+    try:
+        cfg = config.use_keyspace(cfg, name, args.keyspace)
+    except config.ConfigError as e:
+        log.error("%s", e)
+        return 2
+    keyspace = config.dataset_info(cfg, name)["keyspace"]
 
     spark = get_spark(f"digitforge-convert-{name}", cfg)
     try:

@@ -15,6 +15,7 @@ from digitforge.core import config
 from digitforge.core.errors import InputError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.core.tables import KeyspaceNotReady
 from digitforge.ingest.landing import RestoreFailed
 from digitforge.ingest.load import LostRowsError, WriteFailed, prepare_tables, write_and_check
 from digitforge.ingest.sources import read_batches
@@ -30,7 +31,6 @@ def main(argv=None) -> int:
     p.add_argument("--csv", action="append", default=[], metavar="PATH",
                    help="a Kaggle CSV (label,pixel0..783 -> split into raw_train/raw_test; pixel0..783 -> raw_predict); "
                         "repeatable: one labelled and one unlabelled")
-    p.add_argument("--keyspace", help="write into this keyspace (created if missing) instead of the dataset's own")
     p.add_argument("--limit", type=int, help="ingest only the first N rows of each file (tests, trials)")
     p.add_argument("--replace", action="store_true",
                    help="the target tables hold exactly the new rows afterwards (e.g. after changing the split); "
@@ -39,13 +39,14 @@ def main(argv=None) -> int:
     cfg = config.resolve_or_exit(args.set, **{"ingest.dataset": args.dataset})
     name = cfg["ingest"]["dataset"]
     try:
-        keyspace = args.keyspace or config.dataset_info(cfg, name)["keyspace"]
+        cfg = config.use_keyspace(cfg, name, args.keyspace)  # created if missing
+        keyspace = config.dataset_info(cfg, name)["keyspace"]
         # Extract and check everything before writing anything: bad input writes 0 rows.
         batches = read_batches(cfg, name, args.csv, args.data_dir, args.limit)
         for b in batches:
             log.info("read %d rows for %s from %s (0 rejected)", len(b), b.table, b.source)
         writer = prepare_tables(cfg, batches, keyspace, replace=args.replace)
-    except (InputError, config.ConfigError) as e:
+    except (InputError, config.ConfigError, KeyspaceNotReady) as e:
         log.error("%s", e)
         log.error("input rejected: nothing was written (0 rows)")
         return 2

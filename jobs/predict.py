@@ -2,6 +2,10 @@
 
     scripts/submit.sh predict --dataset mnist [--model champion|ID] [--table raw_predict] [--keyspace KS]
 
+--keyspace KS: the keyspace that holds the table, the registry and the predictions table (default: the
+dataset's); `--set predict.keyspace=OTHER` reads the table from another keyspace. The registry's keyspace
+is checked before any work (one that needs `digitforge schema apply` exits 2).
+
 Reads any table shaped like raw_predict (id, label, pixels as a blob or the original demo's list<int>),
 checks the model's weights against their sha256 on the driver, broadcasts them, builds the network
 once per partition (mapInPandas), and writes one row per (source table, row id, model) to the
@@ -14,6 +18,7 @@ import sys
 from digitforge.core import config
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.core.tables import KeyspaceNotReady, require_current
 from digitforge.inference.batch import checked_model, predict_table
 from digitforge.inference.modules import BadWeights, UnknownArchitecture
 
@@ -25,17 +30,18 @@ def main(argv=None) -> int:
     p = config.job_parser(__doc__)
     p.add_argument("--model", help="model id or alias (default: champion)")
     p.add_argument("--table", help="table to predict (default: raw_predict)")
-    p.add_argument("--keyspace", help="the table's keyspace (default: the dataset's)")
     args = p.parse_args(argv)
     cfg = config.resolve_or_exit(args.set, **{"predict.dataset": args.dataset, "predict.model": args.model,
-                                              "predict.table": args.table, "predict.keyspace": args.keyspace})
+                                              "predict.table": args.table})
     pc = cfg["predict"]
     name = pc["dataset"]
-    keyspace = config.dataset_info(cfg, name)["keyspace"]
-    source_ks = pc["keyspace"] or keyspace
     try:
+        cfg = config.use_keyspace(cfg, name, args.keyspace)
+        keyspace = config.dataset_info(cfg, name)["keyspace"]
+        source_ks = pc["keyspace"] or keyspace
+        require_current(cfg, keyspace)
         details, weights = checked_model(cfg, name, pc["model"], source_ks, pc["table"])
-    except (LookupError, UnknownArchitecture, BadWeights) as e:
+    except (LookupError, config.ConfigError, KeyspaceNotReady, UnknownArchitecture, BadWeights) as e:
         log.error("%s", e)
         log.error("nothing was written")
         return 2

@@ -1,6 +1,6 @@
 """spark-submit job: nightly retraining that only ever improves the champion.
 
-    scripts/submit.sh retrain --dataset mnist [--margin 0.0005] [--set train.epochs=3] [--from-defaults]
+    scripts/submit.sh retrain --dataset mnist [--keyspace KS] [--margin 0.0005] [--set train.epochs=3] [--from-defaults]
 
 Under a lease in Cassandra (two runs never overlap; a crashed run's lease expires after
 retrain.lease_ttl_s): a fresh snapshot of raw_train / raw_test -> a challenger trained with the
@@ -11,7 +11,8 @@ promoted, in the champion alias's history) -> a report of the challenger and a c
 Every write after the challenger is trained (its registration, the promotion, the run record) first
 checks that this run still holds the lease (Lease.check renews it): a run whose lease was taken over
 writes nothing more.
-Exit codes: 0 done (promoted or not), 2 bad input, 3 another run holds the lease or took it over.
+Exit codes: 0 done (promoted or not), 2 bad input (or a keyspace that needs `digitforge schema apply`,
+found before any work), 3 another run holds the lease or took it over.
 """
 import json
 import logging
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     try:
         cfg = config.resolve(args.set, **{"retrain.dataset": args.dataset, "retrain.margin": args.margin,
                                           "retrain.metric": args.metric})
-        config.dataset_info(cfg, cfg["retrain"]["dataset"])
+        cfg = config.use_keyspace(cfg, cfg["retrain"]["dataset"], args.keyspace)
     except ValueError as e:
         log.error("%s", e)
         return 2

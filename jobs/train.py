@@ -3,6 +3,10 @@
     scripts/submit.sh train --dataset mnist [--architecture net] [--epochs 6] [--set train.lr=0.01]
     scripts/submit.sh train --dataset mnist --preset mnist-best        # conf/presets/mnist-best.yaml
     scripts/submit.sh train --resume [RUN_ID] [--epochs N]             # continue from the last checkpoint
+      [--keyspace KS]    the keyspace that holds the dataset's raw tables and registry
+
+The keyspace is checked before any work (one that needs `digitforge schema apply` exits 2). A dataset's
+first model becomes its champion, so `scripts/submit.sh predict` works straight after.
 
 A lost rank restarts the run from its last checkpoint (train.max_restarts). A finished run is recorded
 beside its checkpoints before it is registered: if registration still fails after its retries, the job
@@ -14,9 +18,12 @@ import logging
 import sys
 from pathlib import Path
 
+from digitforge.core.config import dataset_info
 from digitforge.core.logs import setup_logging
+from digitforge.core.tables import require_current
 from digitforge.core.spark import get_spark
 from digitforge.registry import write as registry_write
+from digitforge.registry.aliases import champion_if_none
 from digitforge.registry.lineage import code_version, lineage
 from digitforge.report import data as report_data
 from digitforge.training import checkpoints, prepare
@@ -30,7 +37,10 @@ def main(argv=None) -> int:
     args = prepare.parser(__doc__).parse_args(argv)
     try:
         cfg, manifest = prepare.prepare_run(args)
-    except (LookupError, ValueError, FileNotFoundError) as e:  # bad flag or preset, no snapshot or run, few row groups
+        keyspace = dataset_info(cfg, cfg["train"]["dataset"])["keyspace"]
+        require_current(cfg, keyspace)  # the registry it will write to, checked before training
+    except (LookupError, ValueError, FileNotFoundError) as e:  # bad flag or preset, no snapshot or run, few row
+        # groups, a keyspace that needs `digitforge schema apply`
         log.error("%s", e)
         return 2
     tc = cfg["train"]
@@ -61,9 +71,14 @@ def main(argv=None) -> int:
     if run_dir:
         checkpoints.mark_registered(run_dir, model_id)
     report_data.trained_model_report(cfg, tc["dataset"], model_id, result, trained_on, manifest)  # logs its path
-    summary = dict(prepare.summary(cfg, result), id=str(model_id))
+    champion = champion_if_none(cfg, tc["dataset"], model_id)
+    summary = dict(prepare.summary(cfg, result), id=str(model_id), keyspace=keyspace, champion=champion)
     log.info("model %s: test accuracy %.2f%%, test loss %.4f, %d epochs in %.0fs (run %s)", model_id,
              100 * result["test_accuracy"], result["test_loss"], result["epochs"], result["train_seconds"], tc["run_id"])
+    if champion:
+        log.info("model %s is the champion of %s in %s (first model of the dataset)", model_id, tc["dataset"], keyspace)
+    log.info("predict with it: scripts/submit.sh predict --dataset %s --keyspace %s --model %s", tc["dataset"],
+             keyspace, "champion" if champion else model_id)
     print(json.dumps(summary))
     return 0
 

@@ -1,13 +1,19 @@
-"""The `digitforge` command: schema, registry, reports and retrain runs."""
+"""The `digitforge` command: schema, registry, reports and retrain runs.
+
+Every subcommand takes `--keyspace KS`: the keyspace that holds the raw tables and the registry (default:
+the dataset's, datasets.<name>.keyspace). Commands that read the registry first check the keyspace is at
+the current schema, so an original-demo or older keyspace is one error naming what `schema apply` adds."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import re
 import sys
 
 from digitforge.core import config as configmod
 from digitforge.core import connection
+from digitforge.core.schema import KEYSPACE_NAME
 from digitforge.core.logs import setup_logging
 
 log = logging.getLogger("digitforge")
@@ -18,11 +24,16 @@ def _print(obj, as_json: bool) -> None:
         print(json.dumps(obj, indent=2, default=str))
     elif isinstance(obj, list):
         for m in obj:
+            if m.get("origin") == "original-demo":
+                print(f"{m['id']}  original demo model, pickled: not loadable  {m['upload_date']}  {m['comments'] or ''}")
+                continue
             tags = f"  [{', '.join(m['aliases'])}]" if m.get("aliases") else ""
             print(f"{m['id']}  {m['architecture'] or '?':<8} acc {_num(m['test_accuracy'])}  loss {_num(m['test_loss'])}  "
                   f"{m['upload_date']}{tags}")
     else:
         for k, v in obj.items():
+            if k == "origin" and v == "digitforge":
+                continue
             print(f"{k:>14}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
 
 
@@ -48,7 +59,9 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     sch = sub.add_parser("schema", help="Cassandra schema").add_subparsers(dest="action", required=True)
-    sch.add_parser("apply", help="create keyspaces and tables if missing (idempotent)")
+    s_apply = sch.add_parser("apply", help="create keyspaces and tables if missing, add missing columns to tables of "
+                             "the original demo or an older digitforge (idempotent; changes and deletes nothing)")
+    configmod.add_keyspace_flag(s_apply)
 
     cas = sub.add_parser("cassandra", help="the cluster of the config (cassandra: section, $DIGITFORGE_CASSANDRA)"
                          ).add_subparsers(dest="action", required=True)
@@ -81,6 +94,7 @@ def main(argv=None) -> int:
                         "(default registry.fsck_grace_s)")
     for r in (r_list, r_show, r_best, r_promote, r_export, r_aliases, r_reindex, r_register, r_fsck):
         r.add_argument("--dataset", default="mnist")
+        configmod.add_keyspace_flag(r)
         r.add_argument("--json", action="store_true")
 
     rep = sub.add_parser("report", help="a model's report (PNG charts, one HTML page), or two models side by side")
@@ -88,12 +102,14 @@ def main(argv=None) -> int:
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"),
                      help="two models side by side, e.g. mnist:champion fashion-mnist:champion")
     rep.add_argument("--dataset", default="mnist", help="the dataset of models named without one")
+    configmod.add_keyspace_flag(rep)  # the keyspace of --dataset; DATASET:REF names use their dataset's
     rep.add_argument("--out", help="folder for the page and its images (default: report.root/<model id>)")
     rep.add_argument("--json", action="store_true")
     rt = sub.add_parser("retrain", help="nightly retraining (the job: scripts/submit.sh retrain)"
                         ).add_subparsers(dest="action", required=True)
     rt_runs = rt.add_parser("runs", help="a dataset's latest retrain runs: both scores, decision, reason")
     rt_runs.add_argument("--dataset", default="mnist")
+    configmod.add_keyspace_flag(rt_runs)
     rt_runs.add_argument("--limit", type=int, default=20)
     rt_runs.add_argument("--json", action="store_true")
 
@@ -104,15 +120,22 @@ def main(argv=None) -> int:
         cfg = configmod.resolve(args.set)
         if args.command == "schema":
             from digitforge.core.cql import apply_schema
-            for ks in apply_schema(cfg):
+            if args.keyspace and not re.fullmatch(KEYSPACE_NAME, args.keyspace):
+                raise configmod.ConfigError(f"{args.keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
+            for ks in apply_schema(cfg, [args.keyspace] if args.keyspace else None):
                 print(f"schema applied: {ks}")
-        elif args.command == "cassandra":
+            return 0
+        if args.command == "cassandra":
             text = "".join(f"{k} {v}\n" for k, v in connection.connector_conf(cfg).items())
             if args.out:
                 connection.write_private(args.out, text)
             else:
                 sys.stdout.write(text)
-        elif args.command == "registry":
+            return 0
+        from digitforge.core.tables import require_current
+        cfg = configmod.use_keyspace(cfg, args.dataset, args.keyspace)
+        require_current(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"])
+        if args.command == "registry":
             from digitforge.registry import aliases as registry_aliases
             from digitforge.registry import read as registry_read
             from digitforge.registry import write as registry_write

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import torch
 
-from digitforge.core import cql
 from digitforge.core.digest import sha256
 from digitforge.inference import modules as inference
 from digitforge.inference.batch import predict_batches
@@ -45,14 +44,6 @@ def test_class_rows_from_confusion_matrix_and_class_names():
     assert rows[0]["accuracy"] == 0.8 and rows[0]["support"] == 10
     assert rows[1]["precision"] == pytest.approx(10 / 17) and rows[1]["f1"] == 0.5
     assert rows[3]["accuracy"] is None and rows[3]["support"] == 0  # no test rows of that class
-
-
-def test_schema_adds_registry_columns_with_guarded_alters():
-    stmts = cql.statements("ks")
-    alters = [s for s in stmts if cql.ADD_COLUMN.match(s)]
-    assert [cql.ADD_COLUMN.match(s).group(3) for s in alters] == [
-        "network_size", "network_chunks", "optimizer_size", "optimizer_chunks"]
-    assert all("IF NOT EXISTS" in s for s in stmts if s.startswith("CREATE"))
 
 
 def test_build_module_refuses_unknown_architectures_and_mismatched_weights():

@@ -37,6 +37,7 @@ def test_convert_reads_original_demo_tables_as_they_are(cql, tmp_path):
                               "--set", "convert.files_per_split=2"]).stdout)
     assert manifest["rows"] == {"train": 300, "test": 100}
     assert manifest["source"]["keyspace"] == ks
+    assert manifest["path"] == str(tmp_path / ks / "mnist" / manifest["version"])  # filed under its keyspace
 
     import pyarrow.parquet as pq
     snap = pq.read_table(os.path.join(manifest["path"], "test"), columns=["id", "label", "pixels"]).to_pydict()
@@ -57,7 +58,7 @@ def test_convert_names_the_row_whose_list_has_the_wrong_length(cql, tmp_path):
     assert proc.returncode == 2
     assert f"{ks}.raw_train, column pixels: row id 13: pixels holds 783 values, expected 784" in output
     assert "no snapshot was written" in output
-    assert not list(tmp_path.glob("*/*/manifest.json"))
+    assert not list(tmp_path.glob("**/manifest.json"))
 
 
 def test_ingest_refuses_an_original_demo_keyspace_and_leaves_it_untouched(cql, tmp_path):

@@ -42,7 +42,9 @@ def snapshot_root(tmp_path_factory, it_overrides):
         for split, n in (("train", N_TRAIN), ("test", N_TEST)):
             images, labels = idx.read_pair(*idx.find_split_files(folder, split))
             splits[split] = spark.createDataFrame(image_rows(images[:n], labels[:n]), "id int, label int, pixels binary")
-        snapshot.write_snapshot(spark, splits, root, "mnist", source={"test": True}, files_per_split=4)
+        keyspace = it_overrides[1].split("=", 1)[1]  # train finds the snapshot under the keyspace it trains for
+        snapshot.write_snapshot(spark, splits, root, "mnist", source={"keyspace": keyspace, "test": True},
+                                files_per_split=4)
     finally:
         spark.stop()
     return root

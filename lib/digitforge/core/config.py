@@ -161,12 +161,31 @@ def project_path(p: str | Path) -> Path:
     return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+def use_keyspace(cfg: dict, dataset: str, keyspace: str | None) -> dict:
+    """`--keyspace KS`: the keyspace that holds the dataset's raw tables and registry. It becomes
+    datasets.<dataset>.keyspace, so every module that asks the config finds it, and the config stored
+    with a model says where it lives. No keyspace: cfg as it is."""
+    if not keyspace:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    dataset_info(cfg, dataset)["keyspace"] = keyspace
+    return validate(cfg)  # the name is checked like any keyspace in the config
+
+
+def add_keyspace_flag(p) -> None:
+    """The one --keyspace flag of every job and `digitforge` subcommand."""
+    p.add_argument("--keyspace", metavar="KS",
+                   help="the keyspace that holds the raw tables and the registry (default: the dataset's, "
+                        "datasets.<name>.keyspace)")
+
+
 def job_parser(description: str):
-    """The flags every job takes: --dataset and --set section.key=value."""
+    """The flags every job takes: --dataset, --keyspace and --set section.key=value."""
     import argparse
 
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--dataset", help="dataset name from conf/defaults.yaml (mnist, fashion-mnist, ...)")
+    add_keyspace_flag(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.lr=0.01 (repeatable)")
     return p

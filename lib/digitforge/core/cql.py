@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from digitforge.core.config import PROJECT_ROOT
 from digitforge.core.connection import replication, session
@@ -19,27 +18,17 @@ def statements(keyspace: str, replication: str = "{'class': 'NetworkTopologyStra
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+(\w+)\s", re.IGNORECASE)
-
-
-def column_exists(s, keyspace: str, table: str, column: str) -> bool:
-    """True when keyspace.table has the column (fresh metadata from the node)."""
-    s.cluster.refresh_table_metadata(keyspace, table)
-    return column in s.cluster.metadata.keyspaces[keyspace].tables[table].columns
-
-
 def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
-    """Create every dataset keyspace and its tables if missing, and add columns missing from tables
-    made by an older schema. Safe to run any number of times."""
+    """Create every dataset keyspace (or just `keyspaces`) and its tables if missing, and add the columns
+    that tables made by the original demo or an older schema lack (core/tables.py). Changes and deletes
+    nothing that is there. Safe to run any number of times."""
+    from digitforge.core.tables import add_missing_columns
+
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
         for ks in keyspaces:
             for stmt in statements(ks, replication(cfg)):
-                add = ADD_COLUMN.match(stmt)
-                if add and column_exists(s, *add.groups()):
-                    continue  # ALTER TABLE ... ADD fails on an existing column: add missing ones only
-                if add:
-                    log.info("adding column %s to %s.%s", add.group(3), add.group(1), add.group(2))
                 s.execute(stmt)
+            add_missing_columns(s, ks)
             log.info("schema applied to keyspace %s", ks)
     return keyspaces

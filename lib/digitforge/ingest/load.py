@@ -170,13 +170,15 @@ def delete_ids(session, table: str, ids: np.ndarray) -> None:
 
 def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = False) -> str:
     """Everything checked before a row is written: the keyspace name; an original-demo keyspace is refused
-    untouched; the schema is created where missing (never altered); the writer chosen (an explicit one that
-    cannot work here fails now). Nothing is emptied here: `--replace` empties nothing until the new rows
-    are written (write_and_check). Returns the writer.
-    Raises InputError or ConfigError (exit 2, nothing written)."""
+    untouched; a new keyspace is created with the whole schema, an existing one must be at the current
+    schema (else KeyspaceNotReady: `digitforge schema apply` upgrades it, a job never does); the writer chosen
+    (an explicit one that cannot work here fails now). Nothing is emptied here: `--replace` empties nothing
+    until the new rows are written (write_and_check). Returns the writer.
+    Raises InputError, ConfigError or KeyspaceNotReady (exit 2, nothing written)."""
     from digitforge.core.config import ConfigError
     from digitforge.core.connection import session
     from digitforge.core.cql import apply_schema
+    from digitforge.core.tables import require_current
     from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
 
     if not re.fullmatch(KEYSPACE_NAME, keyspace):
@@ -184,7 +186,11 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
     with session(cfg) as s:
         for b in batches:
             check_table_is_compact(s, keyspace, b.table)
-    apply_schema(cfg, [keyspace])
+        exists = keyspace in s.cluster.metadata.keyspaces
+    if exists:
+        require_current(cfg, keyspace)
+    else:
+        apply_schema(cfg, [keyspace])
     with session(cfg, keyspace) as s:
         writer = choose_writer(cfg, s)
         if writer == "sstable":

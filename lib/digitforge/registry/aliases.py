@@ -10,7 +10,7 @@ import uuid
 from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.config import dataset_info
 from digitforge.core.connection import session
-from digitforge.registry.read import RegistryError, resolve_ref
+from digitforge.registry.read import RegistryError, refuse_original_demo, resolve_ref
 
 log = logging.getLogger(__name__)
 
@@ -18,39 +18,68 @@ log = logging.getLogger(__name__)
 ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
+FIRST_MODEL = "first model of the dataset"
+
+
 def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str = "", attempts: int = 5) -> dict:
     """Point `alias` at model `ref`, and record the change (when, from, to, why, who), in one
     conditional batch on the alias's partition: it applies only if the alias still points where it
     pointed when read (IF model_id = <that>), so concurrent promotions never lose an update.
-    An unknown model or alias name changes nothing."""
-    from cassandra.query import BatchStatement, SimpleStatement
-    from cassandra.util import uuid_from_time
-
+    An unknown model or alias name, or an original-demo model (not loadable), changes nothing."""
     if not ALIAS_NAME.match(alias or "") or _is_uuid(alias):
         raise ValueError(f"alias {alias!r}: use a letter then letters, digits, '_', '.' or '-' (at most 64), "
                          "not a model id")
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     with session(cfg, keyspace) as s:
         model_id, _ = resolve_ref(s, keyspace, ref)
+        refuse_original_demo(s, keyspace, model_id, alias)
         for _ in range(attempts):
-            row = s.execute("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1", (alias,)).one()
-            current = row.model_id if row else None
+            current = _points_at(s, alias)
             if current == model_id:
                 log.info("alias %s already points at %s", alias, model_id)
                 return {"alias": alias, "model_id": str(model_id), "previous": str(current), "changed": False}
-            now = now_ms()
-            batch = BatchStatement()
-            batch.add(SimpleStatement("UPDATE aliases SET model_id = %s WHERE alias = %s IF model_id = %s"),
-                      (model_id, alias, current))
-            batch.add(SimpleStatement("INSERT INTO aliases (alias, change_id, changed_at, from_model, to_model, "
-                                      "reason, changed_by) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-                      (alias, uuid_from_time(now), now, current, model_id, reason or "", _user()))
-            if s.execute(batch).was_applied:
-                log.info("alias %s: %s -> %s (%s)", alias, current, model_id, reason or "no reason given")
-                return {"alias": alias, "model_id": str(model_id), "previous": str(current) if current else None,
-                        "changed": True, "changed_at": now.isoformat()}
+            changed = _change(s, alias, current, model_id, reason)
+            if changed:
+                return changed
             log.info("alias %s changed while promoting; reading it again", alias)
     raise RegistryError(f"alias {alias!r} kept changing during {attempts} attempts to promote {model_id}; try again")
+
+
+def champion_if_none(cfg: dict, dataset: str, model_id, alias: str = "champion") -> bool:
+    """Make the model `alias` (the champion) when the dataset has none yet, with the reason "first model of
+    the dataset": a fresh keyspace's first trained model is then what `predict` uses by default. Applies
+    only while the alias is still unset (a concurrent first model or a promotion wins). True if it did."""
+    keyspace = dataset_info(cfg, dataset)["keyspace"]
+    with session(cfg, keyspace) as s:
+        if _points_at(s, alias) is not None:
+            return False
+        changed = _change(s, alias, None, uuid.UUID(str(model_id)), FIRST_MODEL)
+    return bool(changed)
+
+
+def _points_at(s, alias: str) -> uuid.UUID | None:
+    row = s.execute("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1", (alias,)).one()
+    return row.model_id if row else None
+
+
+def _change(s, alias: str, current: uuid.UUID | None, model_id: uuid.UUID, reason: str) -> dict | None:
+    """The conditional batch: the alias moves from `current` to `model_id` and its history gets the change,
+    both or neither. The change's summary, or None when the alias no longer pointed at `current`."""
+    from cassandra.query import BatchStatement, SimpleStatement
+    from cassandra.util import uuid_from_time
+
+    now = now_ms()
+    batch = BatchStatement()
+    batch.add(SimpleStatement("UPDATE aliases SET model_id = %s WHERE alias = %s IF model_id = %s"),
+              (model_id, alias, current))
+    batch.add(SimpleStatement("INSERT INTO aliases (alias, change_id, changed_at, from_model, to_model, "
+                              "reason, changed_by) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+              (alias, uuid_from_time(now), now, current, model_id, reason or "", _user()))
+    if not s.execute(batch).was_applied:
+        return None
+    log.info("alias %s: %s -> %s (%s)", alias, current, model_id, reason or "no reason given")
+    return {"alias": alias, "model_id": str(model_id), "previous": str(current) if current else None,
+            "changed": True, "changed_at": now.isoformat()}
 
 
 def _is_uuid(text: str) -> bool:

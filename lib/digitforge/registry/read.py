@@ -22,6 +22,9 @@ ARTIFACTS = {"network": "weights", "optimizer": "optimizer"}  # column -> key of
 SUMMARY_COLUMNS = "id, dataset, architecture, test_accuracy, test_loss, train_seconds, upload_date, comments"
 META_COLUMNS = (SUMMARY_COLUMNS + ", config, metrics, lineage, network_sha256, network_size, network_chunks, "
                 "optimizer_sha256, optimizer_size, optimizer_chunks")
+# The original demo's models rows (kept by `schema apply`) hold pickle.dumps(state_dict) blobs, no checksum
+# and no metrics: listed and shown as such, never unpickled, never best, never an alias's model.
+ORIGINAL_DEMO, NOT_LOADABLE = "original-demo", "pickled: not loadable"
 
 
 class RegistryError(LookupError):
@@ -40,10 +43,16 @@ class ArtifactError(RegistryError):
     """An artifact is missing, corrupt (checksum mismatch) or unsafe; the message names model and chunk."""
 
 
+def is_original_demo(row) -> bool:
+    """A models row with no weights checksum: the original demo's (digitforge writes one with every model)."""
+    return row.network_sha256 is None
+
+
 def _summary(row) -> dict:
     return {"id": str(row.id), "dataset": row.dataset, "architecture": row.architecture,
             "test_accuracy": row.test_accuracy, "test_loss": row.test_loss, "train_seconds": row.train_seconds,
-            "upload_date": iso_utc(row.upload_date), "comments": row.comments}
+            "upload_date": iso_utc(row.upload_date), "comments": row.comments,
+            "origin": ORIGINAL_DEMO if is_original_demo(row) else "digitforge"}
 
 
 def _aliases(s) -> dict[str, uuid.UUID]:
@@ -78,22 +87,35 @@ def _artifact_info(row, artifact: str) -> dict:
             "chunks": getattr(row, f"{artifact}_chunks") or 0}
 
 
-def _details(row, aliases: dict[str, uuid.UUID]) -> dict:
+def _details(s, row, aliases: dict[str, uuid.UUID]) -> dict:
     d = _summary(row)
     d.update(config=json.loads(row.config or "{}"), metrics=json.loads(row.metrics or "{}"),
              lineage=json.loads(row.lineage or "{}"),
              artifacts={a: _artifact_info(row, a) for a in ARTIFACTS if getattr(row, f"{a}_sha256")},
              aliases=sorted(a for a, mid in aliases.items() if mid == row.id))
+    if is_original_demo(row):  # the blobs' sizes, read as bytes: never unpickled
+        blobs = s.execute(f"SELECT {', '.join(ARTIFACTS)} FROM models WHERE id = %s", (row.id,)).one()
+        d["artifacts"] = {a: {"bytes": len(getattr(blobs, a)), "format": NOT_LOADABLE}
+                          for a in ARTIFACTS if getattr(blobs, a) is not None}
     return d
 
 
+def refuse_original_demo(s, keyspace: str, model_id: uuid.UUID, alias: str) -> None:
+    """An alias names a model to load: an original-demo model (a pickle) can be none's."""
+    row = s.execute("SELECT network_sha256 FROM models WHERE id = %s", (model_id,)).one()
+    if row is not None and is_original_demo(row):
+        raise RegistryError(f"model {model_id} in {keyspace} is an {ORIGINAL_DEMO} model ({NOT_LOADABLE}): it cannot "
+                            f"be {alias!r}; train a model on its data instead (convert, then train)")
+
+
 def list_models(cfg: dict, dataset: str) -> list[dict]:
-    """Every model of a dataset, oldest first, with the aliases pointing at it."""
+    """Every model of a dataset, oldest first, with the aliases pointing at it (original-demo rows too,
+    marked by their origin)."""
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     with session(cfg, keyspace) as s:
         aliases = _aliases(s)
         rows = []
-        for r in s.execute(f"SELECT {SUMMARY_COLUMNS} FROM models"):
+        for r in s.execute(f"SELECT {SUMMARY_COLUMNS}, network_sha256 FROM models"):
             m = _summary(r)
             m["aliases"] = sorted(a for a, mid in aliases.items() if mid == r.id)
             rows.append(m)
@@ -104,7 +126,8 @@ def best(cfg: dict, dataset: str, by: str = "accuracy") -> dict:
     """The best model of a dataset: highest test accuracy (ties: lower loss), or lowest test loss."""
     if by not in ("accuracy", "loss"):
         raise ValueError(f"--by must be accuracy or loss, not {by!r}")
-    models = [m for m in list_models(cfg, dataset) if m["test_accuracy"] is not None and m["test_loss"] is not None]
+    models = [m for m in list_models(cfg, dataset) if m["origin"] != ORIGINAL_DEMO
+              and m["test_accuracy"] is not None and m["test_loss"] is not None]
     if not models:
         raise RegistryError(f"no models registered for dataset {dataset!r}")
     if by == "accuracy":
@@ -117,7 +140,7 @@ def show(cfg: dict, dataset: str, ref) -> dict:
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     with session(cfg, keyspace) as s:
         model_id, _ = resolve_ref(s, keyspace, ref)
-        return _details(_meta(s, model_id), _aliases(s))
+        return _details(s, _meta(s, model_id), _aliases(s))
 
 
 def _read_artifact(s, row, artifact: str, what: str) -> bytes:
@@ -155,7 +178,7 @@ def fetch(cfg: dict, dataset: str, ref="champion", artifact: str = "network") ->
         row = _meta(s, model_id)
         what = f"model {model_id}" + (f" (alias {alias!r})" if alias else "")
         data = _read_artifact(s, row, artifact, what)
-        details = _details(row, _aliases(s))
+        details = _details(s, row, _aliases(s))
     details["ref"] = what
     return details, data
 

@@ -8,6 +8,7 @@ import logging
 from digitforge.core.clock import now_ms
 from digitforge.core.config import dataset_info
 from digitforge.core.spark import get_spark
+from digitforge.core.tables import require_current
 from digitforge.inference.scoring import score_model
 from digitforge.registry import aliases, read, write
 from digitforge.registry.lineage import lineage
@@ -38,6 +39,7 @@ def retrain(cfg: dict, overrides: list[str], from_defaults: bool = False) -> dic
     Returns the run's summary (both scores, the decision, the reports)."""
     rc = cfg["retrain"]
     keyspace = dataset_info(cfg, rc["dataset"])["keyspace"]
+    require_current(cfg, keyspace)  # the lease, the registry and retrain_runs, before any work
     started = now_ms()
     with Lease(cfg, keyspace, "retrain", ttl_s=rc["lease_ttl_s"]) as lease:
         return _run(cfg, overrides, from_defaults, keyspace, lease, started)

@@ -1,6 +1,7 @@
 """Versioned Parquet snapshots of a dataset's tables, written through Petastorm.
 
-Layout: <root>/<dataset>/<version>/{train,test}/ (Petastorm datasets) + manifest.json.
+Layout: <root>/<keyspace>/<dataset>/<version>/{train,test}/ (Petastorm datasets) + manifest.json
+(snapshot/manifest.py finds them).
 manifest.json is written last: a version without it is incomplete and never read, so a failed
 convert leaves earlier snapshots as they were.
 """
@@ -37,11 +38,14 @@ def unischema():
 
 def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: dict,
                    files_per_split: int = 8, row_group_size_mb: int = 2) -> dict:
-    """Write each split DataFrame as a Petastorm dataset; return the manifest."""
+    """Write each split DataFrame as a Petastorm dataset; return the manifest. source["keyspace"] (the
+    keyspace the rows came from) places the snapshot: each keyspace has its own versions of a dataset."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
+    from digitforge.snapshot.manifest import snapshot_folder
+
     version = stamp()
-    base = Path(root) / dataset / version
+    base = snapshot_folder(root, source["keyspace"], dataset) / version
     schema = unischema()
     counts = {}
     started = time.time()

@@ -52,6 +52,7 @@ def resolve_config(args) -> dict:
     place of the defaults, so `--resume RUN_ID` alone continues with exactly the same settings."""
     overrides = [o for name in args.preset for o in config.preset_overrides(name)] + list(args.set)
     cfg = config.resolve(overrides, **_named(args))
+    cfg = config.use_keyspace(cfg, cfg["train"]["dataset"], args.keyspace)
     if not args.resume:
         return cfg
     tc = cfg["train"]
@@ -64,7 +65,7 @@ def resolve_config(args) -> dict:
             config.set_key(cfg, key, value)
     check_resumable(run["config"]["train"], cfg["train"], checkpoints.last_epoch(folder), run["run_id"])
     cfg["train"].update(run_id=run["run_id"], resume=True, checkpoint_dir=str(root))
-    return config.validate(cfg)
+    return config.use_keyspace(config.validate(cfg), cfg["train"]["dataset"], args.keyspace)
 
 
 def check_resumable(before: dict, now: dict, done_epochs: int, run_id: str) -> None:
@@ -91,7 +92,9 @@ def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
     tc = cfg["train"]
     if tc["checkpoint_dir"]:
         tc["checkpoint_dir"] = str(config.project_path(tc["checkpoint_dir"]))  # ranks run in other folders
-    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], tc["snapshot"])
+    keyspace = config.dataset_info(cfg, tc["dataset"])["keyspace"]
+    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], keyspace,
+                             tc["snapshot"])
     ranks = world_size or int(tc["num_processes"])
     for split in ("train", "test"):
         shards.check_row_groups(child_url(manifest["path"], split), ranks)
