@@ -11,7 +11,7 @@ DATASET   ?= mnist
 
 .PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
         spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status \
-        ring-up ring-down ring-status ring-wait
+        ring-up ring-down ring-status ring-wait test-ring bench-ingest-ring
 
 setup: .venv/.installed
 .venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
@@ -66,11 +66,20 @@ demo: schema
 	$(SUBMIT) train --dataset $(DATASET)
 	.venv/bin/digitforge registry best --dataset $(DATASET) --json
 
+# The single-node tests, then the ring's: the ring needs 127.0.0.1's ports, so the single node stops
+# first; the ring is stopped at the end whatever the result.
 test: schema airflow-env
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not ring"
+	scripts/cassandra.sh down
+	$(MAKE) test-ring
+
+# Tests marked `ring` on the 3-node ring (RING_ADDRESSES / RING_JMX_PORTS as for scripts/ring.sh).
+test-ring: setup jars
+	scripts/ring.sh up
+	status=0; $(PY) -m pytest tests -m ring || status=$$?; scripts/ring.sh down; exit $$status
 
 unit: setup airflow-env
-	$(PY) -m pytest tests -m "not integration"
+	$(PY) -m pytest tests -m "not integration and not ring"
 
 # Apache Airflow in a venv of its own (its pins clash with the jobs'): tests load the nightly DAG in it.
 .PHONY: airflow-env
@@ -83,6 +92,10 @@ airflow-env: .venv-airflow/.installed
 
 bench-ingest: schema
 	$(PY) bench/ingest.py
+
+# stream vs cql into the ring (start it first: make cassandra-down ring-up).
+bench-ingest-ring: setup jars
+	$(PY) bench/ingest.py --ring
 
 bench-train: schema
 	$(PY) bench/train.py

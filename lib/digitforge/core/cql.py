@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 import re
 
+from digitforge.core import keyspaces as keyspace_replication
 from digitforge.core.config import PROJECT_ROOT
-from digitforge.core.connection import replication, session
+from digitforge.core.connection import nodes_in_local_dc, replication, session
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
@@ -30,10 +31,15 @@ def column_exists(s, keyspace: str, table: str, column: str) -> bool:
 
 def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
     """Create every dataset keyspace and its tables if missing, and add columns missing from tables
-    made by an older schema. Safe to run any number of times."""
+    made by an older schema. Safe to run any number of times. An RF larger than the datacenter is refused
+    before anything is created; an existing keyspace that replicates otherwise than the config asks is left
+    as it is, with a warning that names the ALTER KEYSPACE to run."""
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
+        keyspace_replication.check_ring_can_hold(cfg, nodes_in_local_dc(s.cluster, cfg))
         for ks in keyspaces:
+            if (differs := keyspace_replication.difference(s, ks, cfg)) is not None:
+                log.warning("%s", differs)
             for stmt in statements(ks, replication(cfg)):
                 add = ADD_COLUMN.match(stmt)
                 if add and column_exists(s, *add.groups()):
