@@ -82,7 +82,7 @@ def pipeline(ring, ring_keyspaces, tmp_path_factory):
     ingest = job("ingest", "--dataset", "mnist", "--limit", str(N), *overrides)
     convert = last_json(job("convert", "--dataset", "mnist", *overrides).stdout)
     model = last_json(job("train", "--dataset", "mnist", "--epochs", "2", *overrides).stdout)
-    predict = job("predict", "--dataset", "mnist", "--table", "raw_test", *overrides)
+    predict = job("predict", "--dataset", "mnist", "--model", model["id"], "--table", "raw_test", *overrides)
     retrain = job("retrain", "--dataset", "mnist", "--set", "train.epochs=1", *overrides, check=False)
     return {"ks": ks, "overrides": overrides, "ingest": ingest, "convert": convert, "model": model,
             "predict": predict, "retrain": retrain, "cfg": ring_cfg(*overrides)}
@@ -131,10 +131,18 @@ def test_driver_and_connector_use_the_configured_consistency(pipeline):
         default = s.cluster.profile_manager.default
         assert default.consistency_level == ConsistencyLevel.LOCAL_QUORUM
         assert default.serial_consistency_level == ConsistencyLevel.LOCAL_SERIAL
-    conf = connection.connector_conf(pipeline["cfg"])
-    assert conf["spark.cassandra.input.consistency.level"] == "LOCAL_QUORUM"
-    assert conf["spark.cassandra.output.consistency.level"] == "LOCAL_QUORUM"
-    assert conf["spark.cassandra.connection.host"] == ",".join(ADDRESSES)
+    from digitforge.core.spark import cassandra_table, get_spark
+
+    spark = get_spark("digitforge-test-ring-conf", pipeline["cfg"])
+    try:  # the session the jobs get: the ring's hosts and DC, LOCAL_QUORUM both ways, and it reads the ring
+        conf = spark.sparkContext.getConf()
+        assert conf.get("spark.cassandra.input.consistency.level") == "LOCAL_QUORUM"
+        assert conf.get("spark.cassandra.output.consistency.level") == "LOCAL_QUORUM"
+        assert conf.get("spark.cassandra.connection.host") == ",".join(ADDRESSES)
+        assert conf.get("spark.cassandra.connection.localDC") == "datacenter1"
+        assert cassandra_table(spark, pipeline["ks"], "raw_test").count() == N
+    finally:
+        spark.stop()
 
 
 def rows_of(s, ks: str, table: str) -> set:
