@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import time
 
 log = logging.getLogger(__name__)
 WRITERS = ("auto", "sstable", "stream", "cql")
@@ -34,15 +35,27 @@ def nodes(cfg: dict, session) -> list[str]:
 
 def storage_modes(session) -> dict[str, str]:
     """Each live node's storage_compatibility_mode (NONE, UPGRADING, CASSANDRA_4): node-local settings, so
-    asked of each node in turn."""
+    asked of each node in turn ("unknown" for a node that does not answer)."""
     modes = {}
     for h in session.cluster.metadata.all_hosts():
-        if not h.is_up:
+        if h.is_up is False:
             continue
-        row = session.execute("SELECT value FROM system_views.settings WHERE name = 'storage_compatibility_mode'",
-                              host=h).one()
-        modes[str(h.broadcast_address or h.endpoint.address)] = row.value if row else "unknown"
+        modes[str(h.broadcast_address or h.endpoint.address)] = _storage_mode(session, h)
     return modes
+
+
+def _storage_mode(session, host, attempts: int = 5) -> str:
+    """One node's mode. Right after connecting the driver may still be opening that node's pool (a query
+    pinned to it then fails at once): wait a little and ask again."""
+    for attempt in range(attempts):
+        try:
+            row = session.execute("SELECT value FROM system_views.settings WHERE name = "
+                                  "'storage_compatibility_mode'", host=host).one()
+            return row.value if row else "unknown"
+        except Exception as e:  # NoHostAvailable, timeouts: the node is asked again, then counted unknown
+            log.debug("storage_compatibility_mode of %s: %s (attempt %d)", host, e, attempt + 1)
+            time.sleep(1 + attempt)
+    return "unknown"
 
 
 def is_local_host(host: str) -> bool:
