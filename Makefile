@@ -13,7 +13,7 @@ KS_FLAG   := $(if $(KEYSPACE),--keyspace $(KEYSPACE))
 
 .PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
         spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status \
-        ring-up ring-down ring-status ring-wait
+        ring-up ring-down ring-status ring-wait test-ring bench-ingest-ring
 
 setup: .venv/.installed
 .venv/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
@@ -71,11 +71,20 @@ demo: schema
 	.venv/bin/digitforge registry list --dataset $(DATASET) $(KS_FLAG)
 	@echo "predict the test images with the champion: $(SUBMIT) predict --dataset $(DATASET) $(KS_FLAG) --table raw_test"
 
+# The single-node tests, then the ring's: the ring needs 127.0.0.1's ports, so the single node stops
+# first; the ring is stopped at the end whatever the result.
 test: schema airflow-env
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not ring"
+	scripts/cassandra.sh down
+	$(MAKE) test-ring
+
+# Tests marked `ring` on the 3-node ring (RING_ADDRESSES / RING_JMX_PORTS as for scripts/ring.sh).
+test-ring: setup jars
+	scripts/ring.sh up
+	status=0; $(PY) -m pytest tests -m ring || status=$$?; scripts/ring.sh down; exit $$status
 
 unit: setup airflow-env
-	$(PY) -m pytest tests -m "not integration"
+	$(PY) -m pytest tests -m "not integration and not ring"
 
 # Apache Airflow in a venv of its own (its pins clash with the jobs'): tests load the nightly DAG in it.
 .PHONY: airflow-env
@@ -88,6 +97,10 @@ airflow-env: .venv-airflow/.installed
 
 bench-ingest: schema
 	$(PY) bench/ingest.py
+
+# stream vs cql into the ring (start it first: make cassandra-down ring-up).
+bench-ingest-ring: setup jars
+	$(PY) bench/ingest.py --ring
 
 bench-train: schema
 	$(PY) bench/train.py

@@ -17,6 +17,11 @@ tables with the JVM warm (the JIT keeps speeding up the first few): their median
 throughput, `rows_per_s`, the figure to set against the original loader's, as for any longer ingest; last,
 the same rows again into full tables, to show counts do not double.
 Last line: one JSON object.
+
+--ring (after `make cassandra-down ring-up`): full MNIST into the ring at RF 3 with the `stream` writer and then
+with `cql`, each a cold pass and --passes warm ones (their median), no original loader; the last line holds
+stream_rows_per_s, cql_rows_per_s and ratio (warm; *_cold and ratio_cold for the first pass). Addresses of a
+ring elsewhere: --set cassandra.hosts=[...].
 """
 from __future__ import annotations
 
@@ -58,6 +63,63 @@ def original_loader(cfg: dict, keyspace: str, images, labels, n: int) -> float:
     return n / seconds
 
 
+def ring_main(args) -> int:
+    """--ring: full MNIST into the ring (DIGITFORGE_CASSANDRA=ring) with `stream` and with `cql`, in one run:
+    per writer a cold pass into empty tables, then --passes warm passes into emptied tables (median)."""
+    names = [n for n in os.environ.get(config.CLUSTER_ENV, "").split(",") if n]
+    os.environ[config.CLUSTER_ENV] = ",".join(names if "ring" in names else [*names, "ring"])
+    base = config.resolve(args.set)
+    ks = args.keyspace
+    if ks in {d["keyspace"] for d in base["datasets"].values()}:
+        raise SystemExit(f"refusing to drop {ks}: it is a dataset's keyspace")
+    batches = sources.from_idx(dataset_folder(args.dataset, config.dataset_info(base, args.dataset)["folder"]))
+    rows = sum(len(b) for b in batches)
+    spark = get_spark("digitforge-bench-ingest-ring", base)
+    spark.range(1).count()
+    results = {}
+    for writer in ("stream", "cql"):
+        cfg = config.resolve([*args.set, f"ingest.writer={writer}"])
+        with session(cfg) as s:
+            s.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
+        apply_schema(cfg, [ks])
+        passes = []
+        for i in range(args.passes + 1):
+            if i:
+                with session(cfg, ks) as s:
+                    for b in batches:
+                        s.execute(f"TRUNCATE {b.table}", timeout=120)
+                time.sleep(1)
+            reports, write_s = write_and_check(spark, cfg, batches, ks)
+            found = sum(r["found"] for r in reports)
+            if found != rows or {r["writer"] for r in reports} != {writer}:
+                raise RuntimeError(f"{writer} pass {i}: expected {rows} rows by {writer}, found {found} "
+                                   f"by {[r['writer'] for r in reports]}")
+            log.info("ring, %s, pass %d (%s): %d rows in %.2fs (%.0f rows/s)", writer, i, "cold" if i == 0 else "warm",
+                     rows, write_s, rows / write_s)
+            passes.append(write_s)
+        warm = sorted(passes[1:])[len(passes[1:]) // 2] if len(passes) > 1 else passes[0]
+        results[writer] = {"warm": round(rows / warm), "cold": round(rows / passes[0]),
+                           "passes": [round(rows / p) for p in passes]}
+    spark.stop()
+    with session(base) as s:
+        nodes = sorted(str(h.endpoint.address) for h in s.cluster.metadata.all_hosts())
+    result = {
+        "rows": rows, "nodes": nodes, "replication_factor": base["cassandra"]["replication_factor"],
+        "consistency": base["cassandra"]["consistency"],
+        "stream_rows_per_s": results["stream"]["warm"], "cql_rows_per_s": results["cql"]["warm"],
+        "ratio": round(results["stream"]["warm"] / results["cql"]["warm"], 2),
+        "stream_rows_per_s_cold": results["stream"]["cold"], "cql_rows_per_s_cold": results["cql"]["cold"],
+        "ratio_cold": round(results["stream"]["cold"] / results["cql"]["cold"], 2),
+        "stream_passes": results["stream"]["passes"], "cql_passes": results["cql"]["passes"],
+        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    print(f"{'writer':<10}{'warm rows/s':>14}{'cold rows/s':>14}")
+    for w in ("stream", "cql"):
+        print(f"{w:<10}{results[w]['warm']:>14}{results[w]['cold']:>14}")
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv=None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +128,11 @@ def main(argv=None) -> int:
     p.add_argument("--original-rows", type=int, default=3000, help="rows loaded the original way")
     p.add_argument("--passes", type=int, default=8, help="warm passes into emptied tables (their median counts)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--ring", action="store_true",
+                   help="into the 3-node ring (DIGITFORGE_CASSANDRA=ring): `stream` and `cql` side by side")
     args = p.parse_args(argv)
+    if args.ring:
+        return ring_main(args)
     cfg = config.resolve(args.set)
     icfg, ks = cfg["ingest"], args.keyspace
     if ks in {d["keyspace"] for d in cfg["datasets"].values()}:

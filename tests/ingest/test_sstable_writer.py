@@ -1,9 +1,7 @@
-"""Pure parts of the SSTable writer path: the staged record layout, the statements the writer is given, and
-the choice of writer (no node needed: these choices are made before any node is asked)."""
+"""Pure parts of the SSTable writer path: the staged record layout and the statements the writer is given
+(no node needed; the choice of writer: test_writer_choice.py)."""
 import numpy as np
-import pytest
 
-from digitforge.core import config
 from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sstable_writer as bulk
 
@@ -33,16 +31,3 @@ def test_writer_statements_match_the_raw_tables():
         "CREATE TABLE ks.raw_train (id int PRIMARY KEY, label int, pixels blob)"
     assert bulk.insert_statement("ks", "raw_test") == "INSERT INTO ks.raw_test (id, label, pixels) VALUES (?, ?, ?)"
 
-
-def test_writer_choice_before_any_node_is_asked():
-    cfg = config.resolve(["ingest.writer=cql"])
-    assert bulk.choose_writer(cfg, session=None) == "cql"
-    unchecked = config.resolve()  # the schema refuses writer=fast already; choose_writer checks on its own too
-    unchecked["ingest"]["writer"] = "fast"
-    with pytest.raises(config.ConfigError, match="ingest.writer must be auto, sstable or cql"):
-        bulk.choose_writer(unchecked, session=None)
-    remote = ["cassandra.hosts=10.255.255.1"]  # not this machine: the node could not read the SSTables
-    assert bulk.choose_writer(config.resolve(remote), session=None) == "cql"
-    with pytest.raises(config.ConfigError, match="10.255.255.1 is not this machine.*ingest.writer=cql"):
-        bulk.choose_writer(config.resolve([*remote, "ingest.writer=sstable"]), session=None)
-    assert bulk.is_local_host("127.0.0.1") and bulk.is_local_host("localhost")

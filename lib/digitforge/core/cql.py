@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
+from digitforge.core import replication as keyspace_replication
 from digitforge.core.config import PROJECT_ROOT
-from digitforge.core.connection import replication, session
+from digitforge.core.connection import nodes_in_local_dc, replication, session
 
 log = logging.getLogger(__name__)
 SCHEMA_TEMPLATE = PROJECT_ROOT / "schema" / "dataset_keyspace.cql.in"
@@ -21,12 +22,17 @@ def statements(keyspace: str, replication: str = "{'class': 'NetworkTopologyStra
 def apply_schema(cfg: dict, keyspaces: list[str] | None = None) -> list[str]:
     """Create every dataset keyspace (or just `keyspaces`) and its tables if missing, and add the columns
     that tables made by the original demo or an older schema lack (core/tables.py). Changes and deletes
-    nothing that is there. Safe to run any number of times."""
+    nothing that is there. Safe to run any number of times. An RF larger than the datacenter is refused
+    before anything is created; an existing keyspace that replicates otherwise than the config asks is left
+    as it is, with a warning that names the ALTER KEYSPACE to run."""
     from digitforge.core.tables import add_missing_columns
 
     keyspaces = keyspaces or sorted({d["keyspace"] for d in cfg["datasets"].values()})
     with session(cfg) as s:
+        keyspace_replication.check_ring_can_hold(cfg, nodes_in_local_dc(s.cluster, cfg))
         for ks in keyspaces:
+            if (differs := keyspace_replication.difference(s, ks, cfg)) is not None:
+                log.warning("%s", differs)
             for stmt in statements(ks, replication(cfg)):
                 s.execute(stmt)
             add_missing_columns(s, ks)

@@ -55,7 +55,7 @@ class DatasetConfig(Section):
 class IngestConfig(Section):
     """ingest: the writer, staging, the CSV split, and the connector's write settings."""
     dataset: str
-    writer: Literal["auto", "sstable", "cql"]
+    writer: Literal["auto", "sstable", "stream", "cql"]
     write_partitions: int = Field(ge=0)
     staging_dir: str = Field(min_length=1)
     cassandra_jars: str = Field(min_length=1)

@@ -35,9 +35,9 @@ class NodeSnapshot:
         self._jmx = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
 
     def _strings(self, values):
-        from digitforge.ingest.sstable_writer import _java_strings
+        from digitforge.ingest.sstable_writer import java_strings
 
-        return _java_strings(self.spark.sparkContext._gateway, values)
+        return java_strings(self.spark.sparkContext._gateway, values)
 
     def take(self) -> None:
         self._jmx.snapshotTables(self.host, self.port, self.tag,

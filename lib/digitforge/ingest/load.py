@@ -3,10 +3,11 @@ writer, then each table counted against what the accounting expects.
 
 Rows are compact: (id int, label int, pixels blob of 784 bytes). The driver stages each batch as a few
 files (built without a Python object per row), so the executors read their share in parallel instead of
-receiving the whole batch inside one huge task, and the JVM writes it with no Python worker. Two writers
-(ingest.writer): SSTables written by the tasks and imported whole by a node on this machine
-(ingest/sstable_writer.py, from fixed-width record files), or the connector's unlogged batches of many
-rows for any cluster (ingest/cql_writer.py, from Parquet). Every write is an upsert by id, so writing the
+receiving the whole batch inside one huge task, and the JVM writes it with no Python worker. Three writers
+(ingest.writer, chosen by ingest/writer_choice.py): SSTables written by the tasks and imported whole by a
+single node on this machine (ingest/sstable_writer.py, from fixed-width record files), the same SSTables
+streamed to every replica of a cluster by Cassandra's bulk loader (ingest/stream_writer.py), or the
+connector's unlogged batches of many rows for any cluster (ingest/cql_writer.py, from Parquet). Every write is an upsert by id, so writing the
 same rows again never duplicates.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
     from py4j.protocol import Py4JJavaError
 
     from digitforge.core.config import project_path
-    from digitforge.ingest import cql_writer, sstable_writer
+    from digitforge.ingest import cql_writer, sstable_writer, stream_writer
 
     icfg = cfg["ingest"]
     # One partition per executor core by default: the SSTable writer then leaves a few large SSTables,
@@ -50,7 +51,7 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
     started = time.time()
     folder = project_path(icfg["staging_dir"]) / f"{keyspace}-{uuid.uuid4().hex[:8]}"
     try:
-        module = sstable_writer if writer == "sstable" else cql_writer
+        module = {"sstable": sstable_writer, "stream": stream_writer, "cql": cql_writer}[writer]
         reports = module.write_batches(spark, cfg, batches, keyspace, folder, partitions, land)
     except Py4JJavaError as e:  # a Spark task or job failed: say what, in one line
         cause = str(e.java_exception).splitlines()[0]
@@ -100,24 +101,25 @@ def check_table_is_compact(session, keyspace: str, table: str) -> None:
 
 def write_and_check(spark, cfg: dict, batches: list, keyspace: str, writer: str | None = None,
                     replace: bool = False) -> tuple[list[dict], float]:
-    """Write every batch with `writer` (default: choose_writer, and the tables' layout checked for it), then
+    """Write every batch with `writer` (default: writer_choice.choose_writer, and the tables' layout checked for it), then
     check each table against Cassandra: expected (rows before plus new ids; with replace, the new ids only)
     vs. found, both logged. Nothing is emptied before the new rows are written and checked:
     - sstable: every table's SSTables are written and checked first; then, under a node snapshot of every
       target table (landing.all_or_none), replace truncates, all tables are imported and counted; a failure
       puts every table back as it was: all tables land or none.
-    - cql: every table's rows are written (upserts) and counted; only then, with replace, the stale ids (in
+    - cql and stream (several nodes): every table's rows are written (upserts) and counted; only then, with replace, the stale ids (in
       a table before, not written now) are deleted and the tables counted again. A failed write never
       empties a table: the old rows stay (some overwritten by new rows of the same id) and a re-run completes.
     Returns one report per table (with the writer) and the write seconds."""
     from digitforge.core.connection import session
     from digitforge.ingest import landing
-    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
+    from digitforge.ingest.sstable_writer import check_raw_columns
+    from digitforge.ingest.writer_choice import choose_writer
 
     with session(cfg, keyspace) as s:
         if writer is None:
             writer = choose_writer(cfg, s)
-            if writer == "sstable":
+            if writer in ("sstable", "stream"):
                 for b in batches:
                     check_raw_columns(s, keyspace, b.table)
         before = {b.table: read_ids(s, b.table) for b in batches}
@@ -179,7 +181,8 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
     from digitforge.core.connection import session
     from digitforge.core.cql import apply_schema
     from digitforge.core.tables import require_current
-    from digitforge.ingest.sstable_writer import check_raw_columns, choose_writer
+    from digitforge.ingest.sstable_writer import check_raw_columns
+    from digitforge.ingest.writer_choice import choose_writer
 
     if not re.fullmatch(KEYSPACE_NAME, keyspace):
         raise ConfigError(f"{keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
@@ -187,13 +190,13 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
         for b in batches:
             check_table_is_compact(s, keyspace, b.table)
         exists = keyspace in s.cluster.metadata.keyspaces
+        writer = choose_writer(cfg, s)  # an explicit writer that cannot work here fails before the schema is made
     if exists:
         require_current(cfg, keyspace)
     else:
         apply_schema(cfg, [keyspace])
     with session(cfg, keyspace) as s:
-        writer = choose_writer(cfg, s)
-        if writer == "sstable":
+        if writer in ("sstable", "stream"):
             for b in batches:
                 check_raw_columns(s, keyspace, b.table)
     return writer

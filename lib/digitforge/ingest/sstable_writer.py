@@ -4,15 +4,14 @@ No CQL round trip per row or batch: the driver stages the checked rows as fixed-
 Spark task per file turns its rows into SSTables in token order (`CQLSSTableWriter`, in jvm/bulk, run in
 the executor in a class loader of its own over the staged cassandra-all jars), and the node takes the
 files in whole through JMX, as `nodetool import` does. The import needs the node to read the task folders,
-so this path is for a node on the same machine (or shared storage); the connector's CQL writes are the path
-for a remote cluster (ingest.writer, see `choose_writer`).
+so this path is for a single node on the same machine (or shared storage); ingest/stream_writer.py streams
+the same SSTables to the replicas of a cluster, the connector's CQL writes reach any cluster (ingest.writer,
+see ingest/writer_choice.py).
 Nothing reaches the table until every task has succeeded: a failed write leaves it as it was.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 import time
 from pathlib import Path
 
@@ -38,59 +37,6 @@ def insert_statement(keyspace: str, table: str) -> str:
     """The raw table's INSERT with bind markers, as the SSTable writer needs it."""
     names = ", ".join(name for name, _ in RAW_COLUMNS)
     return f"INSERT INTO {keyspace}.{table} ({names}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
-
-
-def is_local_host(host: str) -> bool:
-    """True when host is this machine (a loopback address, or a name that resolves to one)."""
-    try:
-        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
-    except (OSError, ValueError):
-        return False
-
-
-def storage_mode(session) -> str:
-    """The node's storage_compatibility_mode (NONE, UPGRADING, CASSANDRA_4), from its settings table."""
-    row = session.execute("SELECT value FROM system_views.settings WHERE name = 'storage_compatibility_mode'").one()
-    return row.value if row else "unknown"
-
-
-def jmx_answers(host: str, port: int, timeout: float = 2.0) -> bool:
-    """True when something accepts connections on the node's JMX port (needed to import SSTables)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def choose_writer(cfg: dict, session) -> str:
-    """`sstable` or `cql`, from ingest.writer (auto | sstable | cql). The SSTable path needs the node to read
-    the task folders (it runs on this machine), to answer on its JMX port (cassandra.jmx_port) and to take
-    the current SSTable format (its storage_compatibility_mode is NONE): auto falls back to the connector's
-    CQL writes, saying why, and an explicit `sstable` that cannot work is an error, before anything is written."""
-    from digitforge.core.config import ConfigError
-
-    writer = cfg["ingest"]["writer"]
-    if writer not in ("auto", "sstable", "cql"):
-        raise ConfigError(f"ingest.writer must be auto, sstable or cql, got {writer!r}")
-    if writer == "cql":
-        return writer
-    hosts, jmx_port, problem = cfg["cassandra"]["hosts"], int(cfg["cassandra"]["jmx_port"]), None
-    host = str(hosts[0])
-    if len(hosts) > 1:
-        problem = f"cassandra.hosts names {len(hosts)} nodes: a JMX import puts every row on one node only"
-    elif not is_local_host(host):
-        problem = f"cassandra.hosts {host} is not this machine: the node cannot read SSTables written here"
-    elif not jmx_answers(host, jmx_port):
-        problem = f"nothing answers on the node's JMX port {host}:{jmx_port} (cassandra.jmx_port) to import SSTables"
-    elif (mode := storage_mode(session)) != "NONE":
-        problem = f"the node's storage_compatibility_mode is {mode}: it imports current-format SSTables only in NONE"
-    if problem is None:
-        return "sstable"
-    if writer == "sstable":
-        raise ConfigError(f"ingest.writer=sstable: {problem}; use --set ingest.writer=cql")
-    log.info("ingest.writer=auto: %s; writing through CQL (the connector)", problem)
-    return "cql"
 
 
 def check_raw_columns(session, keyspace: str, table: str) -> None:
@@ -123,9 +69,9 @@ def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, ou
     gateway = spark.sparkContext._gateway
     writer = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
     folders = writer.writeRecordFiles(
-        spark.sparkContext._jsc.sc(), _java_strings(gateway, files), _java_strings(gateway, tables),
-        _java_strings(gateway, [create_statement(keyspace, t) for t in tables]),
-        _java_strings(gateway, [insert_statement(keyspace, t) for t in tables]),
+        spark.sparkContext._jsc.sc(), java_strings(gateway, files), java_strings(gateway, tables),
+        java_strings(gateway, [create_statement(keyspace, t) for t in tables]),
+        java_strings(gateway, [insert_statement(keyspace, t) for t in tables]),
         keyspace, str(cassandra_jars), str(out_root))
     return list(folders)
 
@@ -177,7 +123,8 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     return reports
 
 
-def _java_strings(gateway, values: list[str]):
+def java_strings(gateway, values: list[str]):
+    """A Java String[] of values, for py4j calls."""
     array = gateway.new_array(gateway.jvm.java.lang.String, len(values))
     for i, value in enumerate(values):
         array[i] = value
@@ -194,7 +141,7 @@ def import_sstables(spark, cfg: dict, keyspace: str, table: str, folders: list[s
     host, port = str(cfg["cassandra"]["hosts"][0]), int(cfg["cassandra"]["jmx_port"])
     try:
         failed = spark._jvm.io.digitforge.bulk.SparkSSTableWriter.importSSTables(
-            host, port, keyspace, table, _java_strings(spark.sparkContext._gateway, folders))
+            host, port, keyspace, table, java_strings(spark.sparkContext._gateway, folders))
     except Py4JJavaError as e:
         raise BulkLoadError(f"{keyspace}.{table}: importing SSTables through JMX at {host}:{port} failed: "
                             f"{e.java_exception}") from None

@@ -1,0 +1,88 @@
+"""The stream writer: Spark tasks write SSTables (as the sstable writer does), then Cassandra's own bulk loader
+(`BulkLoader`, what `sstableloader` runs; jvm/bulk SparkSSTableStreamer) streams each folder to every replica
+of the rows it holds, over the nodes' storage port (cassandra.storage_port).
+
+Two Spark jobs, on purpose: the first writes every table's SSTables, the second streams them. A task that
+fails while writing fails the first job, and then nothing has reached any table. A stream that fails part
+way leaves the rows it sent on the replicas that took them; they are upserts by id, so re-running the ingest
+(or any ingest of the same rows) makes every replica whole without doubling a count.
+
+The streaming tasks read the folders the writing tasks left: in local mode (or with ingest.staging_dir on
+storage every executor reads) any task can stream any folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from digitforge.ingest.rows import to_records
+from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_records, write_sstables
+
+log = logging.getLogger(__name__)
+
+
+def stream_target(spark, cfg: dict):
+    """The loader's StreamTarget for cfg: the contact points, native and storage ports, login and TLS."""
+    from digitforge.core import connection
+
+    c, creds = cfg["cassandra"], connection.credentials()
+    target = spark._jvm.io.digitforge.bulk.StreamTarget.of(",".join(connection.hosts(cfg)), int(c["port"]),
+                                                          int(c["storage_port"]))
+    if creds.username:
+        target = target.withCredentials(creds.username, creds.password or "")
+    if c.get("ssl"):
+        target = target.withTruststore(c.get("ssl_truststore") or creds.truststore, creds.truststore_password)
+    return target
+
+
+def stream_folders(spark, cfg: dict, folders: list[str]) -> list[dict]:
+    """One Spark task per folder streams it to every replica. Returns what each stream sent (folder, files,
+    bytes, replicas); raises BulkLoadError naming the folder and the replica that failed."""
+    from py4j.protocol import Py4JJavaError
+
+    streamer = spark._jvm.io.digitforge.bulk.SparkSSTableStreamer
+    try:
+        results = streamer.streamFolders(spark.sparkContext._jsc.sc(), java_strings(spark.sparkContext._gateway, folders),
+                                         str(_jars(cfg)), stream_target(spark, cfg))
+    except Py4JJavaError as e:
+        raise BulkLoadError(f"streaming SSTables to {','.join(map(str, cfg['cassandra']['hosts']))} "
+                            f"(storage port {cfg['cassandra']['storage_port']}) failed: {_cause(e)}; re-run the "
+                            "ingest: rows already streamed are upserts, counts do not double") from None
+    return [json.loads(r.toJson()) for r in results]
+
+
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int, land) -> list[dict]:
+    """Every batch (one table each) staged under folder and written as SSTables by one Spark job (`partitions`
+    tasks per table); only once every task has succeeded, a second job streams them to the replicas, inside
+    `land` (which counts the tables and, for --replace, deletes stale rows only after every table is in).
+    Returns what `land` returns."""
+    started = time.time()
+    files, tables = [], []
+    for b in batches:
+        paths = stage_records(to_records(b.ids, b.images, b.labels), folder / "rows" / b.table, partitions)
+        files += paths
+        tables += [b.table] * len(paths)
+    staged = time.time()
+    folders = write_sstables(spark, files, tables, keyspace, folder / "sstables", _jars(cfg))
+    written = time.time()
+    sent: list[dict] = []
+    reports = land(lambda: sent.extend(stream_folders(spark, cfg, folders)))
+    replicas = sorted({r for s in sent for r in s["replicas"]})
+    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, streamed %.1f MiB to %d replicas (%s) %.2fs",
+             keyspace, staged - started, len(folders), written - staged, sum(s["bytes"] for s in sent) / 2 ** 20,
+             len(replicas), " ".join(replicas), time.time() - written)
+    return reports
+
+
+def _jars(cfg: dict) -> Path:
+    from digitforge.core.config import project_path
+
+    return project_path(cfg["ingest"]["cassandra_jars"])
+
+
+def _cause(e) -> str:
+    """The loader's own message (it names the table, the folder and the replica), not py4j's stack."""
+    text = str(e.java_exception)
+    return text.split("SSTableStreamException: ", 1)[-1].splitlines()[0]
