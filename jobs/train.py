@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 
+from digitforge.core import failures
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
 from digitforge.registry import write as registry_write
@@ -49,4 +50,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(failures.run(main))  # a lost or refusing cluster: one line, exit 2/3

@@ -76,11 +76,13 @@ def choose_writer(cfg: dict, session) -> str:
     if writer == "cql":
         return writer
     hosts, jmx_port, problem = cfg["cassandra"]["hosts"], int(cfg["cassandra"]["jmx_port"]), None
-    host = str(hosts[0])
+    from digitforge.core.connection import jmx_host
+
+    host = jmx_host(cfg)
     if len(hosts) > 1:
         problem = f"cassandra.hosts names {len(hosts)} nodes: a JMX import puts every row on one node only"
-    elif not is_local_host(host):
-        problem = f"cassandra.hosts {host} is not this machine: the node cannot read SSTables written here"
+    elif not is_local_host(str(hosts[0])):
+        problem = f"cassandra.hosts {hosts[0]} is not this machine: the node cannot read SSTables written here"
     elif not jmx_answers(host, jmx_port):
         problem = f"nothing answers on the node's JMX port {host}:{jmx_port} (cassandra.jmx_port) to import SSTables"
     elif (mode := storage_mode(session)) != "NONE":
@@ -165,11 +167,20 @@ def import_sstables(spark, cfg: dict, keyspace: str, table: str, folders: list[s
 
     if not folders:
         return
-    host, port = str(cfg["cassandra"]["hosts"][0]), int(cfg["cassandra"]["jmx_port"])
+    from digitforge.core.connection import CREDENTIALS_ENV, CassandraConfigError, credentials, jmx_host
+
+    host, port = jmx_host(cfg), int(cfg["cassandra"]["jmx_port"])
+    bulk = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
+    creds = credentials()
+    bulk.useJmxCredentials(creds.jmx_username, creds.jmx_password)  # None: a node without JMX authentication
     try:
-        failed = spark._jvm.io.digitforge.bulk.SparkSSTableWriter.importSSTables(
-            host, port, keyspace, table, _java_strings(spark.sparkContext._gateway, folders))
+        failed = bulk.importSSTables(host, port, keyspace, table, _java_strings(spark.sparkContext._gateway, folders))
     except Py4JJavaError as e:
+        if "SecurityException" in str(e.java_exception) or "Authentication failed" in str(e.java_exception):
+            raise CassandraConfigError(
+                f"JMX at {host}:{port} (cassandra.jmx_port) refused the login of user "
+                f"{creds.jmx_username or '(none)'}: set jmx_username/jmx_password in the file named by "
+                f"{CREDENTIALS_ENV} ({creds.source})") from None
         raise BulkLoadError(f"{keyspace}.{table}: importing SSTables through JMX at {host}:{port} failed: "
                             f"{e.java_exception}") from None
     if len(failed):
