@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 
-from digitforge.core import config
+from digitforge.core import config, failures
 from digitforge.core.errors import InputError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
@@ -68,4 +68,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(failures.run(main))  # a lost or refusing cluster: one line, exit 2/3

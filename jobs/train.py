@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from digitforge.core import failures
 from digitforge.core.config import dataset_info
 from digitforge.core.logs import setup_logging
 from digitforge.core.tables import require_current
@@ -84,4 +85,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(failures.run(main))  # a lost or refusing cluster: one line, exit 2/3

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start, stop and check the project's single local Cassandra 5.0 node.
-#   scripts/cassandra.sh up|down|status|nodetool ARGS...
+#   scripts/cassandra.sh up|down|status|kill|nodetool ARGS...
 # The node runs from the jars that `make jars` staged (build/jars/cassandra), with a cassandra.yaml
 # rendered from conf/cassandra/cassandra.yaml.in, and keeps its config, data, logs and pid under
 # var/cassandra (git-ignored). SECURE=1 starts it secured (see scripts/lib/secure.sh).
@@ -78,5 +78,6 @@ status() {
 case "${1:-}" in
   up) up ;; down) node_stop ;; status) status ;;
   nodetool) shift; node_tool "$@" ;;   # JMX credentials from var/secure when the node is secured
-  *) echo "usage: $0 up|down|status|nodetool ARGS..." >&2; exit 2 ;;
+  kill) node_kill ;;                   # kill -9, as a crash would (fault drills); `up` restarts it
+  *) echo "usage: $0 up|down|status|kill|nodetool ARGS..." >&2; exit 2 ;;
 esac

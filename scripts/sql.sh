@@ -2,6 +2,7 @@
 # Spark SQL over Cassandra: spark-sql with a Spark profile (its `cass` catalog) and the connector jars.
 #   scripts/sql.sh -e "SELECT id, test_accuracy FROM cass.mnist_digits.models"
 #   scripts/sql.sh -f sql/registry.sql
+#   scripts/sql.sh --set cassandra.hosts=[127.0.0.4] -e "..."   (DIGITFORGE_CASSANDRA=secure: TLS + login)
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,10 @@ export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$root/.venv/bin/python}  # spark-sql fin
 props=$(mktemp "${TMPDIR:-/tmp}/digitforge-sql-XXXXXX.conf")
 trap 'rm -f "$props"' EXIT
 sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf" > "$props"
-"$root/.venv/bin/digitforge" cassandra spark-conf >> "$props"
+# Leading `--set cassandra.KEY=VALUE` flags pick the cluster, as for the jobs (DIGITFORGE_CASSANDRA too).
+sets=()
+while [[ ${1:-} == --set ]]; do sets+=("$1" "$2"); shift 2; done
+"$root/.venv/bin/digitforge" "${sets[@]}" cassandra spark-conf >> "$props"
 # The spark-sql shell wants a Hive metastore; an in-memory Derby one leaves no metastore_db/ behind
 # and lets several shells run side by side. Tables live in the `cass` catalog, not in the metastore.
 "$root/.venv/bin/spark-sql" \

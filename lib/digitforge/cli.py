@@ -185,14 +185,15 @@ def main(argv=None) -> int:
         return 2
     except Exception as e:
         from cassandra import InvalidRequest
-        from cassandra.cluster import NoHostAvailable
 
         if isinstance(e, InvalidRequest):  # e.g. a keyspace made before the registry tables
             log.error("%s (run `digitforge schema apply`?)", e)
             return 2
-        if isinstance(e, NoHostAvailable):
-            log.error("%s", connection.translate(e, cfg))
-            return 2
+        from digitforge.core import failures
+
+        if (explained := failures.explain(e, cfg)) is not None:  # NoHostAvailable, timeouts, refused logins
+            log.error("%s", explained[1])
+            return explained[0]
         raise
     return 0
 

@@ -95,7 +95,17 @@ def resolve(overrides: Iterable[str] = (), **named: Any) -> dict:
     for key, value in named.items():
         if value is not None:
             set_key(cfg, key, value)
-    return validate(cfg)
+    global _last_resolved
+    _last_resolved = validate(cfg)
+    return _last_resolved
+
+
+_last_resolved: dict | None = None
+
+
+def last_resolved() -> dict | None:
+    """The config this process resolved last (core/failures names its hosts in a one-line error)."""
+    return _last_resolved
 
 
 def validate(cfg: dict) -> dict:

@@ -17,6 +17,7 @@ DIGITFORGE_CASSANDRA_CREDENTIALS (what `make cassandra-up SECURE=1` writes).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from contextlib import contextmanager
@@ -90,6 +91,18 @@ def credentials(env: dict | None = None) -> Credentials:
 
 def hosts(cfg: dict) -> list[str]:
     return [str(h) for h in cfg["cassandra"]["hosts"]]
+
+
+def jmx_host(cfg: dict) -> str:
+    """Where the node's JMX answers: 127.0.0.1 for a node on this machine (the project's node scripts bind
+    JMX to 127.0.0.1 only, cassandra.jmx.local.port, whatever the node's own address: each node has its own
+    cassandra.jmx_port), else the node's address."""
+    host = hosts(cfg)[0]
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    return "127.0.0.1" if local else host
 
 
 def replication(cfg: dict) -> str:
@@ -170,20 +183,22 @@ def session(cfg: dict, keyspace: str | None = None):
             s = cl.connect()
         except Exception as e:
             check_datacenter(cl, cfg)  # an unknown local_dc looks like "no host available": say which
-            raise translate(e, cfg) from e
+            raise translate(e, cfg, connecting=True) from e
         check_datacenter(cl, cfg)
         if keyspace:
             try:
                 s.set_keyspace(keyspace)
             except Exception as e:
-                raise translate(e, cfg) from e
+                raise translate(e, cfg, connecting=True) from e
         yield s
     finally:
         cl.shutdown()
 
 
-def translate(e: BaseException, cfg: dict) -> BaseException:
-    """A driver exception as one clear error naming the setting behind it (others are returned as they are)."""
+def translate(e: BaseException, cfg: dict, connecting: bool = False) -> BaseException:
+    """A driver exception as one clear error naming the setting behind it (others are returned as they are).
+    connecting: raised while opening the session (nothing answering then is a settings problem, exit 2);
+    otherwise the cluster went away during the work (exit 3), unless it refused the login or the TLS."""
     import ssl
 
     from cassandra import (AuthenticationFailed, OperationTimedOut, ReadTimeout, Unavailable,
@@ -203,6 +218,13 @@ def translate(e: BaseException, cfg: dict) -> BaseException:
             return CassandraConfigError(f"{where}: TLS handshake failed ({causes[0]}); check cassandra.ssl and "
                                         "cassandra.ssl_ca")
         first = causes[0] if causes else e
+        if not cfg["cassandra"].get("ssl") and any("reset by peer" in str(c) or "ConnectionShutdown" in type(c).__name__
+                                                  for c in causes):
+            return CassandraConfigError(f"{where}: the node closed the plain-text connection ({first}): it requires "
+                                        "TLS; set cassandra.ssl=true (DIGITFORGE_CASSANDRA=secure) and the CA")
+        if not connecting:
+            return CassandraUnavailable(f"{where}: no node answered during the work ({first}); re-run once the "
+                                        "cluster is up (writes are upserts: nothing doubles)")
         return CassandraConfigError(f"{where}: no node answered ({first}); is the cluster up and are "
                                     "cassandra.hosts / cassandra.port right?")
     if isinstance(e, AuthenticationFailed):

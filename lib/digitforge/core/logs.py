@@ -26,3 +26,20 @@ def setup_logging(level: str | None = None) -> None:
     # py4j and the driver's chatter drown the job's own progress lines.
     for noisy in ("py4j", "cassandra", "petastorm", "urllib3", "matplotlib", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A refused or lost connection is reported once, as one line naming the setting (core/failures): the
+    # driver's own tracebacks and "failed to connect" errors for the same failure would bury it.
+    for h in root.handlers:
+        if getattr(h, "_digitforge", False) and not any(isinstance(f, DriverFailureFilter) for f in h.filters):
+            h.addFilter(DriverFailureFilter())
+
+
+class DriverFailureFilter(logging.Filter):
+    """Drops the cassandra-driver's ERROR records and tracebacks (warnings stay, as one line each)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("cassandra"):
+            return True
+        if record.levelno >= logging.ERROR:
+            return False
+        record.exc_info, record.exc_text = None, None
+        return True

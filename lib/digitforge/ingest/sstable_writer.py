@@ -138,11 +138,20 @@ def import_sstables(spark, cfg: dict, keyspace: str, table: str, folders: list[s
 
     if not folders:
         return
-    host, port = str(cfg["cassandra"]["hosts"][0]), int(cfg["cassandra"]["jmx_port"])
+    from digitforge.core.connection import CREDENTIALS_ENV, CassandraConfigError, credentials, jmx_host
+
+    host, port = jmx_host(cfg), int(cfg["cassandra"]["jmx_port"])
+    bulk = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
+    creds = credentials()
+    bulk.useJmxCredentials(creds.jmx_username, creds.jmx_password)  # None: a node without JMX authentication
     try:
-        failed = spark._jvm.io.digitforge.bulk.SparkSSTableWriter.importSSTables(
-            host, port, keyspace, table, java_strings(spark.sparkContext._gateway, folders))
+        failed = bulk.importSSTables(host, port, keyspace, table, java_strings(spark.sparkContext._gateway, folders))
     except Py4JJavaError as e:
+        if "SecurityException" in str(e.java_exception) or "Authentication failed" in str(e.java_exception):
+            raise CassandraConfigError(
+                f"JMX at {host}:{port} (cassandra.jmx_port) refused the login of user "
+                f"{creds.jmx_username or '(none)'}: set jmx_username/jmx_password in the file named by "
+                f"{CREDENTIALS_ENV} ({creds.source})") from None
         raise BulkLoadError(f"{keyspace}.{table}: importing SSTables through JMX at {host}:{port} failed: "
                             f"{e.java_exception}") from None
     if len(failed):

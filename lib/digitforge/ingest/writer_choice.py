@@ -84,8 +84,11 @@ def sstable_problem(cfg: dict, session, addresses: list[str]) -> str | None:
     host = addresses[0] if addresses else str(c["hosts"][0])
     if not is_local_host(host):
         return f"the node {host} is not this machine (cassandra.hosts): it cannot read SSTables written here"
-    if not port_answers(host, int(c["jmx_port"])):
-        return f"nothing answers on the node's JMX port {c['jmx_port']} (cassandra.jmx_port) to import SSTables"
+    from digitforge.core.connection import jmx_host
+
+    if not port_answers(jmx_host(cfg), int(c["jmx_port"])):
+        return (f"nothing answers on the node's JMX port {jmx_host(cfg)}:{c['jmx_port']} (cassandra.jmx_port) "
+                "to import SSTables")
     mode = storage_modes(session).get(host, "unknown") if session is not None else "NONE"
     if mode != "NONE":
         return f"the node's storage_compatibility_mode is {mode}: it takes current-format SSTables only in NONE"

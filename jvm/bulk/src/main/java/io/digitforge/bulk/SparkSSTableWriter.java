@@ -109,6 +109,24 @@ public final class SparkSSTableWriter {
         return folder.getAbsolutePath();
     }
 
+    private static volatile String[] jmxCredentials;  // {user, password}; null: the node checks no JMX login
+
+    /**
+     * The JMX login for every later call (a node started with JMX authentication, SECURE=1); null user: none.
+     * Set once by the driver (digitforge.ingest.sstable_writer) from the credentials file, never from argv.
+     */
+    public static void useJmxCredentials(String user, String password) {
+        jmxCredentials = user == null ? null : new String[]{user, password == null ? "" : password};
+    }
+
+    /** A JMX connection to the node, with the login set by {@link #useJmxCredentials}. */
+    static JMXConnector connect(String host, int jmxPort) throws IOException {
+        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + host + ":" + jmxPort + "/jmxrmi");
+        String[] login = jmxCredentials;
+        return login == null ? JMXConnectorFactory.connect(url)
+                : JMXConnectorFactory.connect(url, java.util.Map.of(JMXConnector.CREDENTIALS, login));
+    }
+
     /**
      * Asks the node (JMX, like {@code nodetool import}) to take in the SSTables of these folders: it checks
      * them and the tokens they hold, then moves them into its data directory. Returns the folders it failed
