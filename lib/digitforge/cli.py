@@ -67,9 +67,13 @@ def main(argv=None) -> int:
     r_promote.add_argument("model", metavar="ID", help="model id or alias")
     r_promote.add_argument("--alias", default="champion")
     r_promote.add_argument("--reason", default="", help="why (kept in the alias history)")
-    r_export = reg.add_parser("export", help="write a model's weights (.safetensors) and a .json of its details")
+    r_export = reg.add_parser("export", help="write a model's weights (.safetensors) and a .json of its details, "
+                              "or (--format mlflow) an MLflow model directory")
     r_export.add_argument("model", metavar="ID", help="model id or alias")
-    r_export.add_argument("path", metavar="PATH", help="a .safetensors file name, or a folder")
+    r_export.add_argument("path", metavar="PATH", help="a .safetensors file name or a folder; with --format mlflow, "
+                          "a new (or empty) folder for the MLflow model")
+    r_export.add_argument("--format", choices=["safetensors", "mlflow"], default="safetensors",
+                          help="mlflow: MLflow's PyTorch flavor (pt2 graph, signature, metrics and config as metadata)")
     r_aliases = reg.add_parser("aliases", help="aliases, the models they point at, and their history")
     r_reindex = reg.add_parser("reindex", help="rebuild the CQL query tables from the models table")
     for r in (r_list, r_show, r_best, r_promote, r_export, r_aliases, r_reindex):
@@ -118,7 +122,11 @@ def main(argv=None) -> int:
             elif args.action == "promote":
                 _print(registry_aliases.promote(cfg, args.dataset, args.model, args.alias, args.reason), args.json)
             elif args.action == "export":
-                _print(registry_read.export(cfg, args.dataset, args.model, args.path), args.json)
+                if args.format == "mlflow":
+                    from digitforge.registry import mlflow_export
+                    _print(mlflow_export.export(cfg, args.dataset, args.model, args.path), args.json)
+                else:
+                    _print(registry_read.export(cfg, args.dataset, args.model, args.path), args.json)
             elif args.action == "aliases":
                 _print_aliases(registry_aliases.list_aliases(cfg, args.dataset), args.json)
             elif args.action == "reindex":
@@ -138,7 +146,7 @@ def main(argv=None) -> int:
                 print(json.dumps(runs, indent=2))
             for r in [] if args.json else runs:
                 print(f"{r['started_at']}  {'PROMOTED' if r['promoted'] else 'kept    '}  {r['reason']}")
-    except (LookupError, ValueError, FileNotFoundError) as e:
+    except (LookupError, ValueError, FileNotFoundError, FileExistsError) as e:
         log.error("%s", e)
         return 2
     except Exception as e:
