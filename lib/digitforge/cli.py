@@ -1,4 +1,4 @@
-"""The `digitforge` command: schema, registry, reports and retrain runs."""
+"""The `digitforge` command: schema, registry, reports, training runs and retrain runs."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +94,12 @@ def main(argv=None) -> int:
     rt_runs.add_argument("--limit", type=int, default=20)
     rt_runs.add_argument("--json", action="store_true")
 
+    runs = sub.add_parser("runs", help="training runs (their checkpoint folders, train.checkpoint_dir)"
+                          ).add_subparsers(dest="action", required=True)
+    runs_tb = runs.add_parser("tensorboard", help="print the command that shows the runs' curves in TensorBoard")
+    runs_tb.add_argument("run_id", nargs="?", metavar="RUN_ID", help="one run only (default: every run)")
+    runs_tb.add_argument("--port", type=int, default=6006)
+
     args = p.parse_args(argv)
     if args.command == "report" and bool(args.model) == bool(args.compare):
         p.error("report: give a MODEL or --compare A B")
@@ -139,6 +145,14 @@ def main(argv=None) -> int:
             else:
                 page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
             print(json.dumps({"report": str(page)}) if args.json else page)
+        elif args.command == "runs":
+            import shlex
+
+            from digitforge.training import tensorboard
+            root = configmod.project_path(cfg["train"]["checkpoint_dir"] or "")
+            if not cfg["train"]["checkpoint_dir"]:
+                raise ValueError("train.checkpoint_dir is empty: runs write no checkpoints or TensorBoard events")
+            print(shlex.join(tensorboard.command(root, args.run_id, args.port)))
         elif args.command == "retrain":
             from digitforge.retrain import records
             runs = records.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
