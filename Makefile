@@ -73,7 +73,7 @@ demo: schema
 
 # The single-node tests, then the ring's: the ring needs 127.0.0.1's ports, so the single node stops
 # first; the ring is stopped at the end whatever the result.
-test: schema airflow-env
+test: schema airflow-env mlflow-env
 	$(PY) -m pytest tests -m "not ring"
 	scripts/cassandra.sh down
 	$(MAKE) test-ring
@@ -83,7 +83,7 @@ test-ring: setup jars
 	scripts/ring.sh up
 	status=0; $(PY) -m pytest tests -m ring || status=$$?; scripts/ring.sh down; exit $$status
 
-unit: setup airflow-env
+unit: setup airflow-env mlflow-env
 	$(PY) -m pytest tests -m "not integration and not ring"
 
 # Apache Airflow in a venv of its own (its pins clash with the jobs'): tests load the nightly DAG in it.
@@ -93,6 +93,15 @@ airflow-env: .venv-airflow/.installed
 	test -x .venv-airflow/bin/python || python3 -m venv .venv-airflow
 	.venv-airflow/bin/python -m pip install -q -r requirements-airflow.txt
 	.venv-airflow/bin/python -c "import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)"
+	touch $@
+
+# MLflow in a venv of its own (no digitforge, no Spark): tests load an exported model in it.
+.PHONY: mlflow-env
+mlflow-env: .venv-mlflow/.installed
+.venv-mlflow/.installed: requirements-mlflow.txt
+	test -x .venv-mlflow/bin/python || python3 -m venv .venv-mlflow
+	.venv-mlflow/bin/python -m pip install -q -r requirements-mlflow.txt
+	.venv-mlflow/bin/python -c "import mlflow, torch; print('mlflow', mlflow.__version__, 'torch', torch.__version__)"
 	touch $@
 
 bench-ingest: schema

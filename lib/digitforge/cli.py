@@ -1,4 +1,4 @@
-"""The `digitforge` command: schema, registry, reports and retrain runs.
+"""The `digitforge` command: schema, registry, reports, training runs and retrain runs.
 
 Every subcommand takes `--keyspace KS`: the keyspace that holds the raw tables and the registry (default:
 the dataset's, datasets.<name>.keyspace). Commands that read the registry first check the keyspace is at
@@ -80,9 +80,13 @@ def main(argv=None) -> int:
     r_promote.add_argument("model", metavar="ID", help="model id or alias")
     r_promote.add_argument("--alias", default="champion")
     r_promote.add_argument("--reason", default="", help="why (kept in the alias history)")
-    r_export = reg.add_parser("export", help="write a model's weights (.safetensors) and a .json of its details")
+    r_export = reg.add_parser("export", help="write a model's weights (.safetensors) and a .json of its details, "
+                              "or (--format mlflow) an MLflow model directory")
     r_export.add_argument("model", metavar="ID", help="model id or alias")
-    r_export.add_argument("path", metavar="PATH", help="a .safetensors file name, or a folder")
+    r_export.add_argument("path", metavar="PATH", help="a .safetensors file name or a folder; with --format mlflow, "
+                          "a new (or empty) folder for the MLflow model")
+    r_export.add_argument("--format", choices=["safetensors", "mlflow"], default="safetensors",
+                          help="mlflow: MLflow's PyTorch flavor (pt2 graph, signature, metrics and config as metadata)")
     r_aliases = reg.add_parser("aliases", help="aliases, the models they point at, and their history")
     r_reindex = reg.add_parser("reindex", help="rebuild the CQL query tables from the models table")
     r_register = reg.add_parser("register", help="register a finished training run from its checkpoint "
@@ -112,6 +116,12 @@ def main(argv=None) -> int:
     configmod.add_keyspace_flag(rt_runs)
     rt_runs.add_argument("--limit", type=int, default=20)
     rt_runs.add_argument("--json", action="store_true")
+
+    runs = sub.add_parser("runs", help="training runs (their checkpoint folders, train.checkpoint_dir)"
+                          ).add_subparsers(dest="action", required=True)
+    runs_tb = runs.add_parser("tensorboard", help="print the command that shows the runs' curves in TensorBoard")
+    runs_tb.add_argument("run_id", nargs="?", metavar="RUN_ID", help="one run only (default: every run)")
+    runs_tb.add_argument("--port", type=int, default=6006)
 
     args = p.parse_args(argv)
     if args.command == "report" and bool(args.model) == bool(args.compare):
@@ -148,7 +158,11 @@ def main(argv=None) -> int:
             elif args.action == "promote":
                 _print(registry_aliases.promote(cfg, args.dataset, args.model, args.alias, args.reason), args.json)
             elif args.action == "export":
-                _print(registry_read.export(cfg, args.dataset, args.model, args.path), args.json)
+                if args.format == "mlflow":
+                    from digitforge.registry import mlflow_export
+                    _print(mlflow_export.export(cfg, args.dataset, args.model, args.path), args.json)
+                else:
+                    _print(registry_read.export(cfg, args.dataset, args.model, args.path), args.json)
             elif args.action == "aliases":
                 _print_aliases(registry_aliases.list_aliases(cfg, args.dataset), args.json)
             elif args.action == "reindex":
@@ -173,6 +187,14 @@ def main(argv=None) -> int:
             else:
                 page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
             print(json.dumps({"report": str(page)}) if args.json else page)
+        elif args.command == "runs":
+            import shlex
+
+            from digitforge.training import tensorboard
+            root = configmod.project_path(cfg["train"]["checkpoint_dir"] or "")
+            if not cfg["train"]["checkpoint_dir"]:
+                raise ValueError("train.checkpoint_dir is empty: runs write no checkpoints or TensorBoard events")
+            print(shlex.join(tensorboard.command(root, args.run_id, args.port)))
         elif args.command == "retrain":
             from digitforge.retrain import records
             runs = records.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
@@ -180,7 +202,7 @@ def main(argv=None) -> int:
                 print(json.dumps(runs, indent=2))
             for r in [] if args.json else runs:
                 print(f"{r['started_at']}  {'PROMOTED' if r['promoted'] else 'kept    '}  {r['reason']}")
-    except (LookupError, ValueError, FileNotFoundError) as e:
+    except (LookupError, ValueError, FileNotFoundError, FileExistsError) as e:
         log.error("%s", e)
         return 2
     except Exception as e:

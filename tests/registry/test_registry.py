@@ -487,3 +487,52 @@ def test_spark_sql_queries_answer_the_registry_questions(reg, models, tmp_path):
     assert written[(str(models["C"]), f"{reg['ks']}.raw_predict")]["rows"] == str(N_PREDICT)
     legacy = written[(str(models["A"]), f"{reg['ks']}.raw_legacy")]
     assert legacy["rows"] == legacy["labelled"] == str(N_LEGACY) and 0 <= float(legacy["accuracy"]) <= 1
+
+
+# ------------------------------------------------------------------------------ MLflow export
+
+MLFLOW_PY = ROOT / ".venv-mlflow" / "bin" / "python"
+
+
+def test_mlflow_export_loads_and_predicts_in_mlflows_own_env(reg, models, tmp_path):
+    """`registry export --format mlflow`, then MLflow's pyfunc loader in .venv-mlflow (no digitforge,
+    no Spark): the same probabilities as digitforge.inference on 100 MNIST test images."""
+    from digitforge.ingest import idx
+    from digitforge.ingest.data_files import dataset_folder
+
+    assert MLFLOW_PY.exists(), "no .venv-mlflow: run `make mlflow-env`"
+    folder = dataset_folder("mnist", reg["cfg"]["datasets"]["mnist"]["folder"])
+    test_images = idx.read_images(idx.find_split_files(folder, "test")[0])[:100]
+    out_dir = tmp_path / "champion-mlflow"
+    exported = json.loads(cli(reg, "export", "champion", "--format", "mlflow", str(out_dir), "--json").stdout)
+    assert exported["id"] == str(models["C"]) and exported["format"] == "mlflow"
+    assert (out_dir / "MLmodel").is_file() and (out_dir / "data" / "model.pt2").is_file()
+    assert not list(out_dir.rglob("*.pkl")) and not (out_dir / "code").exists()  # no pickle, no shipped code
+
+    np.save(tmp_path / "images.npy", test_images)
+    proc = run([str(MLFLOW_PY), str(ROOT / "tests" / "mlflow_load_check.py"), str(out_dir),
+                str(tmp_path / "images.npy"), str(tmp_path / "probabilities.npy")], timeout=300,
+               env={"PYTHONPATH": ""})  # nothing of digitforge's on its path
+    loaded = last_json(proc.stdout)
+    assert set(loaded["absent"]) == {"digitforge", "pyspark", "petastorm", "cassandra"}
+    assert loaded["flavors"] == ["python_function", "pytorch"]
+    meta = loaded["metadata"]["digitforge"]
+    shown = registry_read.show(reg["cfg"], "mnist", models["C"])
+    assert meta["id"] == str(models["C"]) and meta["architecture"] == "lenet5"
+    assert meta["test_accuracy"] == 0.93 and meta["metrics"]["per_class"]["recall"] == shown["metrics"]["per_class"]["recall"]
+    assert meta["config"] == shown["config"] and meta["lineage"] == shown["lineage"]
+    assert meta["network_sha256"] == shown["artifacts"]["network"]["sha256"]
+    spec = json.loads(loaded["signature"]["inputs"])[0]["tensor-spec"]
+    assert spec == {"dtype": "uint8", "shape": [-1, 28, 28]}
+
+    got = np.load(tmp_path / "probabilities.npy")
+    champion = registry_read.load_model("champion", dataset="mnist", cfg=reg["cfg"])
+    expected = probabilities(champion, test_images.reshape(100, -1))
+    assert got.shape == (100, 10) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+    # a second export into the same folder is refused, and leaves the first one whole
+    again = cli(reg, "export", "champion", "--format", "mlflow", str(out_dir), check=False)
+    assert again.returncode == 2 and "exists and is not empty" in again.stdout + again.stderr
+    assert (out_dir / "data" / "model.pt2").is_file()

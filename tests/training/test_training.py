@@ -110,6 +110,18 @@ def test_a_run_resumes_from_its_last_checkpoint(train_overrides, it_keyspace):
     assert [h["epoch"] for h in after["history"]] == [1, 2, 3]
     assert after["history"][:2] == before and after["resumed_from_epoch"] == 2
     assert after["history"][2]["elapsed_s"] > before[1]["elapsed_s"]
+    # rank 0's TensorBoard events in the run folder, read back with TensorBoard's own reader: one point
+    # per epoch and curve across both processes, the values the registry stored
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from digitforge.training.tensorboard import SCALARS
+    checkpoint_dir = next(o.split("=", 1)[1] for o in train_overrides if o.startswith("train.checkpoint_dir="))
+    events = EventAccumulator(os.path.join(checkpoint_dir, first["run_id"]))
+    events.Reload()
+    for tag, key in SCALARS.items():
+        points = events.Scalars(tag)
+        assert [p.step for p in points] == [1, 2, 3]
+        assert [p.value for p in points] == pytest.approx([h[key] for h in after["history"]], rel=1e-6)
     # nothing left to do: a clear error, not a silent re-registration
     proc = run([SUBMIT, "train", "--resume", first["run_id"], "--epochs", "3", *train_overrides], check=False)
     assert proc.returncode == 2 and "already trained 3 of 3 epochs" in proc.stdout + proc.stderr

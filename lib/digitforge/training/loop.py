@@ -19,7 +19,7 @@ from digitforge.core.images import NUM_CLASSES
 from digitforge.core.logs import setup_logging
 from digitforge.core.metrics import stored_per_class
 from digitforge.registry import artifacts
-from digitforge.training import checkpoints
+from digitforge.training import checkpoints, tensorboard
 from digitforge.training.data import TrainData, epoch_seed, read_split, to_input
 from digitforge.training.distributed import all_reduce, rank_info, setup_device
 from digitforge.training.models import build_model
@@ -130,6 +130,7 @@ def train_fn(config: dict, manifest: dict) -> dict:
     ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     n_test = manifest["rows"]["test"]
 
+    events = tensorboard.EpochLog(run_dir, first_epoch, dict(config, train=tc)) if rank == 0 and run_dir else None
     train_started = time.time()
     confusion = None
     for epoch in range(first_epoch, tc["epochs"] + 1):
@@ -153,6 +154,8 @@ def train_fn(config: dict, manifest: dict) -> dict:
         if rank == 0:
             log.info("epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.0f images/s  %.1fs elapsed",
                      epoch, tc["epochs"], row["train_loss"], test_loss, 100 * accuracy, row["images_per_s"], row["elapsed_s"])
+            if events:
+                events.epoch(row)
             if run_dir:
                 checkpoints.save(run_dir, epoch, artifacts.weights_to_bytes(model.state_dict()),
                                  artifacts.optimizer_to_bytes(optimizer.state_dict()),
@@ -163,6 +166,8 @@ def train_fn(config: dict, manifest: dict) -> dict:
         _, confusion = test(model, x_test, y_test, tc["test_batch_size"], device, tc, amp)
         confusion = all_reduce(confusion)
     data.close()
+    if events:
+        events.close()
     result = None
     if rank == 0:
         cm = confusion.numpy()
