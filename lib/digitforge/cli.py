@@ -142,6 +142,15 @@ def main(argv=None) -> int:
             else:
                 sys.stdout.write(text)
             return 0
+        if args.command == "runs":  # training runs live in train.checkpoint_dir, not in a keyspace
+            import shlex
+
+            from digitforge.training import tensorboard
+            root = configmod.project_path(cfg["train"]["checkpoint_dir"] or "")
+            if not cfg["train"]["checkpoint_dir"]:
+                raise ValueError("train.checkpoint_dir is empty: runs write no checkpoints or TensorBoard events")
+            print(shlex.join(tensorboard.command(root, args.run_id, args.port)))
+            return 0
         from digitforge.core.tables import require_current
         cfg = configmod.use_keyspace(cfg, args.dataset, args.keyspace)
         require_current(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"])
@@ -187,14 +196,6 @@ def main(argv=None) -> int:
             else:
                 page = report_data.model_report(cfg, *report_data.parse_ref(args.model, args.dataset), args.out)
             print(json.dumps({"report": str(page)}) if args.json else page)
-        elif args.command == "runs":
-            import shlex
-
-            from digitforge.training import tensorboard
-            root = configmod.project_path(cfg["train"]["checkpoint_dir"] or "")
-            if not cfg["train"]["checkpoint_dir"]:
-                raise ValueError("train.checkpoint_dir is empty: runs write no checkpoints or TensorBoard events")
-            print(shlex.join(tensorboard.command(root, args.run_id, args.port)))
         elif args.command == "retrain":
             from digitforge.retrain import records
             runs = records.runs(cfg, configmod.dataset_info(cfg, args.dataset)["keyspace"], args.dataset, args.limit)
