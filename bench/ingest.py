@@ -16,6 +16,12 @@ writer classes loaded and compiled in the executor, Spark's first job); then --p
 tables with the JVM warm (the JIT keeps speeding up the first few): their median is the write stage's
 throughput, `rows_per_s`, the figure to set against the original loader's, as for any longer ingest; last,
 the same rows again into full tables, to show counts do not double.
+
+One-off job (`rows_per_s_cold_job`, skip with --no-job): the real `scripts/submit.sh ingest` run once, cold,
+into an empty keyspace of its own (<keyspace>_job), each of its log lines timed as it arrives, so the phases
+of a one-off ingest show: spark-submit and Python start, reading and checking the IDX files, the tables
+prepared and the Spark session started, staging + SSTable writing + import (the write stage, the job's own
+`write_seconds`), the count checks, and Spark's stop and the JVM's exit.
 Last line: one JSON object.
 
 --ring (after `make cassandra-down ring-up`): full MNIST into the ring at RF 3 with the `stream` writer and then
@@ -43,6 +49,10 @@ from digitforge.core.spark import get_spark  # noqa: E402
 from digitforge.ingest import sources  # noqa: E402
 from digitforge.ingest.data_files import dataset_folder  # noqa: E402
 from digitforge.ingest.load import write_and_check  # noqa: E402
+from digitforge.training.precision import cpu_model  # noqa: E402
+from measure import run_timed  # noqa: E402  (bench/measure.py)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger("digitforge.bench.ingest")
 
@@ -120,6 +130,41 @@ def ring_main(args) -> int:
     return 0
 
 
+def one_off_job(cfg: dict, dataset: str, keyspace: str, rows: int, overrides: list[str]) -> dict:
+    """One cold `scripts/submit.sh ingest` into an emptied keyspace: rows/s end to end and of its write stage,
+    and the seconds of each phase, from the job's log lines as they arrive."""
+    with session(cfg) as s:
+        s.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+    cmd = [str(ROOT / "scripts" / "submit.sh"), "ingest", "--dataset", dataset, "--keyspace", keyspace,
+           *[a for o in overrides for a in ("--set", o)]]
+    run = run_timed(cmd, cwd=ROOT, rss=True)
+    if run.rc != 0:
+        sys.stderr.write(run.tail() + "\n")
+        raise SystemExit(f"ingest job exited {run.rc}")
+    job = json.loads([ln for ln in run.stdout.splitlines() if ln.startswith("{")][-1])
+    if job["rows_written"] != rows:
+        raise RuntimeError(f"ingest job wrote {job['rows_written']} rows, expected {rows}")
+    marks = {"submit -> IDX read+checked": run.last(" rows for "),
+             "write done": run.first(": wrote "), "count checks done": run.last("count check:"),
+             "job summary logged": run.first("rows read "), "exit": run.wall_s}
+    phases, previous = {}, 0.0
+    for name, t in marks.items():
+        if t is not None:
+            phases[name] = round(t - previous, 2)
+            previous = t
+    staged = next((line.split(": staged ", 1)[1] for _, line in run.lines if ": staged " in line), "")
+    # the write stage's own seconds sit inside "write done": what is left of it is the tables' preparation
+    # and the Spark session's start
+    phases["of which write stage"] = job["write_seconds"]
+    for name, seconds in phases.items():
+        log.info("one-off ingest job: %-24s %6.2fs", name, seconds)
+    if staged:
+        log.info("one-off ingest job: write stage = staged %s", staged)
+    return {"rows_per_s_cold_job": round(rows / run.wall_s), "rows_per_s_cold_job_write_stage": job["rows_per_s"],
+            "job_wall_s": round(run.wall_s, 2), "job_phases_s": phases, "job_write_breakdown": staged,
+            "job_peak_rss_mb": run.peak_rss_mb}
+
+
 def main(argv=None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,6 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--ring", action="store_true",
                    help="into the 3-node ring (DIGITFORGE_CASSANDRA=ring): `stream` and `cql` side by side")
+    p.add_argument("--no-job", action="store_true", help="skip the one-off spark-submit ingest")
     args = p.parse_args(argv)
     if args.ring:
         return ring_main(args)
@@ -176,6 +222,7 @@ def main(argv=None) -> int:
     again = write_pass("warm, same rows again", empty_first=False)
     spark.stop()
 
+    job = {} if args.no_job else one_off_job(cfg, args.dataset, f"{ks}_job", rows, args.set)
     steady = sorted(warm, key=lambda p: p["write_s"])[len(warm) // 2]  # the median pass
     result = {
         "rows": rows, "writer": cold["writer"], "rows_per_s": steady["rows_per_s"],
@@ -188,7 +235,8 @@ def main(argv=None) -> int:
         "count_checks_s": round(cold["with_count_checks_s"] - cold["write_s"], 2),
         "end_to_end_rows_per_s_cold": round(rows / (read_s + spark_s + cold["with_count_checks_s"])),
         "original_rows": args.original_rows, "mode": "in-process (get_spark, local profile)",
-        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+        **job, "ratio_cold_job_write_stage": round(job["rows_per_s_cold_job_write_stage"] / original, 1) if job else None,
+        "cpu_model": cpu_model(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
         "settings": {k: icfg[k] for k in ("writer", "write_partitions", "batch_grouping_key", "batch_size_bytes",
                                           "concurrent_writes")},
     }
@@ -205,6 +253,11 @@ def main(argv=None) -> int:
     print(f"(cold pass end to end: read+check IDX {read_s:.2f}s + Spark start {spark_s:.2f}s + write "
           f"{cold['write_s']:.2f}s + count checks (ids before and after) {result['count_checks_s']:.2f}s = "
           f"{result['end_to_end_rows_per_s_cold']} rows/s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})")
+    if job:
+        print(f"one-off spark-submit ingest (cold): {job['rows_per_s_cold_job']} rows/s end to end "
+              f"({job['job_wall_s']}s), write stage {job['rows_per_s_cold_job_write_stage']} rows/s = "
+              f"{result['ratio_cold_job_write_stage']}x the original; phases {job['job_phases_s']}")
+    print(f"[{cpu_model()} x {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}]")
     print(json.dumps(result))
     return 0
 

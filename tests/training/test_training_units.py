@@ -18,7 +18,7 @@ from digitforge.training import prepare
 from digitforge.training.augment import random_affine
 from digitforge.training.data import epoch_seed
 from digitforge.training.models import build_model
-from digitforge.training.optim import autocast_dtype, make_schedule
+from digitforge.training.optim import make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -81,7 +81,7 @@ def test_presets_resolve_and_flags_override_them():
         config.preset_overrides("nope")
 
 
-def test_schedules_and_precision():
+def test_schedules():
     model = build_model("mlp")
     tc = config.resolve(["train.schedule=onecycle", "train.epochs=2", "train.lr=0.1", "train.optimizer=sgd"])["train"]
     from digitforge.training.optim import make_optimizer
@@ -89,10 +89,6 @@ def test_schedules_and_precision():
     sched, per_batch = make_schedule(opt, tc, steps_per_epoch=10)
     assert per_batch and sched.total_steps == 20
     json.dumps(sched.state_dict())  # the checkpoint stores it as JSON
-    assert autocast_dtype({"precision": "auto"}, torch.device("cpu")) is None
-    assert autocast_dtype({"precision": "auto"}, torch.device("cuda", 0)) is torch.bfloat16
-    with pytest.raises(ValueError, match="unknown precision"):
-        autocast_dtype({"precision": "fp8"}, torch.device("cpu"))
 
 
 def test_epoch_seeds_differ_by_rank_and_epoch_and_repeat():

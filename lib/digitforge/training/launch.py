@@ -84,5 +84,6 @@ def main(argv=None) -> int:
     cfg, manifest = prepare.prepare_run(args, world_size=int(os.environ["WORLD_SIZE"]))
     result = train_fn(cfg, manifest)
     if os.environ["RANK"] == "0":
-        print(json.dumps(dict(prepare.summary(cfg, result), history=result["metrics"]["history"])))
+        print(json.dumps(dict(prepare.summary(cfg, result), history=result["metrics"]["history"],
+                              precision=result["metrics"]["precision"])))
     return 0

@@ -23,7 +23,8 @@ from digitforge.training import checkpoints, tensorboard
 from digitforge.training.data import TrainData, epoch_seed, read_split, to_input
 from digitforge.training.distributed import all_reduce, rank_info, setup_device
 from digitforge.training.models import build_model
-from digitforge.training.optim import autocast_dtype, make_optimizer, make_schedule
+from digitforge.training.optim import make_optimizer, make_schedule
+from digitforge.training.precision import autocast_dtype, warn_if_slow_bf16
 
 log = logging.getLogger("digitforge.train")
 
@@ -118,6 +119,9 @@ def train_fn(config: dict, manifest: dict) -> dict:
     if tc["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     model = model.to(device)
+    if rank == 0 and len(x_test):
+        warn_if_slow_bf16(tc, device, model, to_input(x_test[:tc["batch_size"]], tc, device, False),
+                          y_test[:tc["batch_size"]].to(device))
     optimizer = make_optimizer(model, tc)
     scheduler, per_batch = make_schedule(optimizer, tc, data.steps)
     tc, run_dir = _start_run(config, tc, rank)

@@ -1,4 +1,4 @@
-"""Optimisers, learning-rate schedules and mixed precision, from the `train:` config."""
+"""Optimisers and learning-rate schedules, from the `train:` config (precision: training/precision.py)."""
 from __future__ import annotations
 
 import torch
@@ -30,14 +30,3 @@ def make_schedule(optimizer, tc: dict, steps_per_epoch: int):
         return None, False
     raise ValueError(f"unknown schedule {tc['schedule']!r}; known: step, onecycle, none")
 
-
-def autocast_dtype(tc: dict, device: torch.device) -> torch.dtype | None:
-    """precision auto: bf16 autocast on GPUs, fp32 on CPUs; bf16 or fp32 force it either way."""
-    precision = str(tc["precision"]).lower()
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp32":
-        return None
-    raise ValueError(f"unknown precision {precision!r}; known: auto, bf16, fp32")
