@@ -215,7 +215,8 @@ def test_spark_connector_with_a_wrong_password_is_one_line_exit_2(bad_credential
     """The JVM side (the connector in the driver's JVM) refusing the login: failures.run reads Spark's error."""
     code = ("import sys\nfrom digitforge.core import config, failures\nfrom digitforge.core.spark import get_spark, "
             "cassandra_table\n"
-            "def main(argv):\n    cfg = config.resolve(sys.argv[1:])\n    spark = get_spark('t', cfg)\n"
+            "from digitforge.core.logs import setup_logging\n"
+            "def main(argv):\n    setup_logging()\n    cfg = config.resolve(sys.argv[1:])\n    spark = get_spark('t', cfg)\n"
             "    cassandra_table(spark, 'system', 'local').count()\n    return 0\n"
             "sys.exit(failures.run(main))\n")
     env = {"DIGITFORGE_CASSANDRA": "secure", "DIGITFORGE_CASSANDRA_CREDENTIALS": str(bad_credentials["wrong_password"])}
