@@ -133,9 +133,14 @@ def secure_bootstrap(host, port, dc, rf, creds, secrets, timeout):
         session.execute("ALTER ROLE cassandra WITH PASSWORD = %s", (secrets["cassandra_password"],))
     finally:
         cluster.shutdown()
-    if can_login(host, port, creds, DEFAULT_SUPERUSER):
-        log.error("cassandra/cassandra still logs in on %s after the password change", host)
-        return 1
+    # The node caches credentials for a few seconds (credentials_validity): the old password may still
+    # log in right after the change, so give the cache time to expire before calling it a failure.
+    deadline = time.time() + 15
+    while can_login(host, port, creds, DEFAULT_SUPERUSER):
+        if time.time() > deadline:
+            log.error("cassandra/cassandra still logs in on %s after the password change", host)
+            return 1
+        time.sleep(1)
     log.info("created role %s (superuser) and replaced the default cassandra password", client[0])
     return 0
 
