@@ -190,9 +190,9 @@ def test_rf3_refuses_nothing_at_local_quorum_with_one_node_stopped(pipeline):
             assert isinstance(connection.translate(refused.value, pipeline["cfg"]), connection.CassandraUnavailable)
             one = SimpleStatement("SELECT count(*) FROM raw_train", consistency_level=ConsistencyLevel.ONE)
             assert s.execute(one, timeout=120).one()[0] == N
-    finally:
-        run([RING, "start-node", "2"], timeout=600)
-        run([RING, "start-node", "3"], timeout=600)
+    finally:  # both come back whatever happened above; either failing to come back fails the test
+        started = [run([RING, "start-node", n], timeout=600, check=False) for n in ("2", "3")]
+        assert all(p.returncode == 0 for p in started), [p.stderr[-2000:] for p in started]
     with connection.session(pipeline["cfg"], ks) as s:
         s.execute("DELETE FROM raw_predict WHERE id = 1")
 

@@ -210,6 +210,11 @@ def translate(e: BaseException, cfg: dict, connecting: bool = False) -> BaseExce
         return e
     if isinstance(e, NoHostAvailable):
         causes = list(e.errors.values() if isinstance(e.errors, dict) else e.errors or [])
+        # Nodes that answered but could not serve the consistency level (too few replicas up): the cluster
+        # is there, the request is worth a re-run, not a configuration error.
+        if any(isinstance(c, (Unavailable, ReadTimeout, WriteTimeout, OperationTimedOut)) for c in causes):
+            return CassandraUnavailable(f"{where}: {causes[0]} (cassandra.consistency="
+                                        f"{cfg['cassandra']['consistency']})")
         if any(isinstance(c, AuthenticationFailed) for c in causes):
             return CassandraConfigError(f"{where}: authentication failed for user "
                                         f"{credentials().username or '(none)'} (credentials from "
