@@ -21,8 +21,8 @@ from pathlib import Path
 from digitforge.core import failures
 from digitforge.core.config import dataset_info
 from digitforge.core.logs import setup_logging
-from digitforge.core.tables import require_current
 from digitforge.core.spark import get_spark
+from digitforge.core.tables import require_current
 from digitforge.registry import write as registry_write
 from digitforge.registry.aliases import champion_if_none
 from digitforge.registry.lineage import code_version, lineage
