@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # spark-submit a digitforge job with a Spark profile and the staged connector jars.
 #   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
-#   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu)
+#   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu, yarn, k8s)
 #   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
 #   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
 #   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
 # The package goes to the executors as var/dist/digitforge.zip (built here from lib/, --files), so
-# a cluster needs only the Python environment, not this checkout.
+# a cluster needs only the Python environment, not this checkout. Profiles for clusters that share
+# nothing with this host (yarn, k8s) run executors on a packed environment instead: spark.archives
+# @DIST@/digitforge-env.tar.gz#environment (make dist) or the image's; the zip stays as the fallback
+# on PYTHONPATH for profiles that ask for it. A profile's spark.files are shipped with the zip.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 job=${1:?usage: scripts/submit.sh JOB [flags]}; shift
@@ -37,7 +40,19 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
 os.replace(tmp, out)
 PY
 props=$root/var/dist/spark-$profile.conf
-sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf" > "$props.$$" && mv "$props.$$" "$props"
+# @ROOT@ and @DIST@ filled in; spark.files leaves the file for --files (the command line would
+# override it), merged with the zip.
+sed -e "s|@ROOT@|$root|g" -e "s|@DIST@|$root/var/dist|g" "$root/conf/spark/$profile.conf" \
+  | grep -v '^spark\.files[[:space:]]' > "$props.$$" && mv "$props.$$" "$props"
+files=$zip
+extra=$(sed -n -e "s|@ROOT@|$root|g" -e 's/^spark\.files[[:space:]]\+//p' "$root/conf/spark/$profile.conf" | paste -sd, -)
+[[ -n $extra ]] && files=$files,$extra
+# A packed environment the profile ships must exist before anything is submitted.
+archive=$(sed -n 's/^spark\.archives[[:space:]]\+//p' "$props" | cut -d'#' -f1)
+if [[ -n $archive && ! -f $archive ]]; then
+  echo "profile $profile ships $archive, which does not exist: run 'make dist'" >&2
+  [[ -n ${DIGITFORGE_SUBMIT_DRY_RUN:-} ]] || exit 2
+fi
 master=()
 [[ -n ${DIGITFORGE_SPARK_MASTER:-} ]] && master=(--master "$DIGITFORGE_SPARK_MASTER")
 
@@ -47,5 +62,5 @@ launch=(exec)
   --properties-file "$props" "${master[@]}" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties" \
   --jars "$jars" \
-  --files "$zip" \
+  --files "$files" \
   "$root/jobs/$job.py" "$@"
