@@ -4,8 +4,8 @@
 #   scripts/sql-server.sh up | down | status
 #   DIGITFORGE_SPARK_PROFILE=local         conf/spark/<profile>.conf, then conf/spark/sql-server.conf over it
 #   DIGITFORGE_SQL_SERVER_HOST=127.0.0.1   address it listens on;  DIGITFORGE_SQL_SERVER_PORT=10000
-#   DIGITFORGE_CASSANDRA_HOSTS=h1,h2       override the profile's contact points (connector and `cass` catalog)
-#   DIGITFORGE_CASSANDRA_PORT=9042         override the profile's native port
+#   The cluster is the config's (`digitforge cassandra spark-conf`: hosts, DC, consistency, and the login and
+#   TLS from DIGITFORGE_CASSANDRA_CREDENTIALS), as for every job; DIGITFORGE_CASSANDRA=ring picks the ring.
 #   DIGITFORGE_SQL_SERVER_WAIT=180         seconds `up` waits for the first answered query
 # State under var/sql-server/: pid, server.log, the Derby metastore (metastore_db/) and warehouse/
 # (nothing lives there: registry tables are read through `cass`).
@@ -38,16 +38,9 @@ up() {
   mkdir -p "$state"
   # The profile as it is (its @ROOT@ filled in, as scripts/submit.sh does), the server's settings after it.
   props=$state/spark.conf
-  { sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf"; echo; cat "$root/conf/spark/sql-server.conf"; } > "$props"
-  cassandra=()
-  if [[ -n ${DIGITFORGE_CASSANDRA_HOSTS:-} ]]; then
-    cassandra+=(--conf "spark.cassandra.connection.host=$DIGITFORGE_CASSANDRA_HOSTS"
-                --conf "spark.sql.catalog.cass.spark.cassandra.connection.host=$DIGITFORGE_CASSANDRA_HOSTS")
-  fi
-  if [[ -n ${DIGITFORGE_CASSANDRA_PORT:-} ]]; then
-    cassandra+=(--conf "spark.cassandra.connection.port=$DIGITFORGE_CASSANDRA_PORT"
-                --conf "spark.sql.catalog.cass.spark.cassandra.connection.port=$DIGITFORGE_CASSANDRA_PORT")
-  fi
+  # Then the cluster's connector settings (they may hold the password: the file is readable by this user only).
+  (umask 077; { sed "s|@ROOT@|$root|g" "$root/conf/spark/$profile.conf"; echo; cat "$root/conf/spark/sql-server.conf"
+                "$root/.venv/bin/digitforge" cassandra spark-conf; } > "$props")
   export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
   export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$root/.venv/bin/python}  # spark-submit finds SPARK_HOME with it
   # spark-submit execs the JVM, so $! is the server's pid. Its own process group: a Ctrl-C in this shell
@@ -59,7 +52,6 @@ up() {
     --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties,file:$root/conf/spark/sql-server-log4j2.properties -Dderby.stream.error.file=$state/derby.log" \
     --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$state/metastore_db;create=true" \
     --conf "spark.sql.warehouse.dir=$state/warehouse" \
-    "${cassandra[@]}" \
     --jars "$jars" \
     spark-internal \
     --hiveconf "hive.server2.thrift.bind.host=$host" \
