@@ -29,10 +29,14 @@ class NodeSnapshot:
     """A snapshot of some tables of one keyspace on the node (over JMX), restorable table by table."""
 
     def __init__(self, spark, cfg: dict, keyspace: str, tables: list[str]):
+        from digitforge.core.connection import credentials, jmx_host
+
         self.spark, self.cfg, self.keyspace, self.tables = spark, cfg, keyspace, list(tables)
-        self.host, self.port = str(cfg["cassandra"]["hosts"][0]), int(cfg["cassandra"]["jmx_port"])
+        self.host, self.port = jmx_host(cfg), int(cfg["cassandra"]["jmx_port"])
         self.tag = f"digitforge-ingest-{uuid.uuid4().hex[:12]}"
         self._jmx = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
+        creds = credentials()
+        self._jmx.useJmxCredentials(creds.jmx_username, creds.jmx_password)  # None: no JMX login asked
 
     def _strings(self, values):
         from digitforge.ingest.sstable_writer import java_strings

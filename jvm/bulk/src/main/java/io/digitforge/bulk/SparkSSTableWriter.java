@@ -153,12 +153,6 @@ public final class SparkSSTableWriter {
         }
     }
 
-    /** The node's JMX connection: the one place the JMX address (and any JMX credentials) is used. */
-    static JMXConnector connect(String host, int jmxPort) throws IOException {
-        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + host + ":" + jmxPort + "/jmxrmi");
-        return JMXConnectorFactory.connect(url);
-    }
-
     private static final String STORAGE_SERVICE = "org.apache.cassandra.db:type=StorageService";
 
     /**
