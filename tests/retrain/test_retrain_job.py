@@ -103,13 +103,13 @@ def test_the_run_writes_a_report_and_a_comparison(better):
 
 def test_an_overlapping_run_is_refused_and_changes_nothing(env, better):
     before = len(registry_read.list_models(env["cfg"], "mnist"))
-    snapshots = sorted((env["tmp"] / "snapshots" / "mnist").iterdir())
+    snapshots = sorted((env["tmp"] / "snapshots" / env["ks"] / "mnist").iterdir())
     with Lease(env["cfg"], env["ks"], "retrain", ttl_s=120) as held:
         proc = retrain_job(env, check=False)
     assert proc.returncode == 3
     assert f"held by {held.owner}" in proc.stdout + proc.stderr and "another run is in progress" in proc.stdout + proc.stderr
     assert len(registry_read.list_models(env["cfg"], "mnist")) == before
-    assert sorted((env["tmp"] / "snapshots" / "mnist").iterdir()) == snapshots
+    assert sorted((env["tmp"] / "snapshots" / env["ks"] / "mnist").iterdir()) == snapshots
 
 
 def test_a_crashed_run_does_not_block_the_next_and_a_worse_challenger_is_not_promoted(env, better):
