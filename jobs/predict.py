@@ -42,8 +42,7 @@ def main(argv=None) -> int:
         require_current(cfg, keyspace)
         details, weights = checked_model(cfg, name, pc["model"], source_ks, pc["table"])
     except (LookupError, config.ConfigError, KeyspaceNotReady, UnknownArchitecture, BadWeights) as e:
-        log.error("%s", e)
-        log.error("nothing was written")
+        log.error("%s; nothing was written", e)
         return 2
     log.info("predicting %s.%s with %s (%s, test accuracy %.4f)", source_ks, pc["table"], details["ref"],
              details["architecture"], details["test_accuracy"] or float("nan"))

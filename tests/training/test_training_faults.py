@@ -42,7 +42,7 @@ def env(cassandra_node, tmp_path_factory):
             for i, lb in enumerate(labels):
                 images[i, 2 * lb:2 * lb + 6, 4:24] = 255
             splits[split] = spark.createDataFrame(image_rows(images, labels), "id int, label int, pixels binary")
-        snapshot.write_snapshot(spark, splits, root, "mnist", source={"test": True}, files_per_split=4)
+        snapshot.write_snapshot(spark, splits, root, "mnist", source={"keyspace": ks, "test": True}, files_per_split=4)
     finally:
         spark.stop()
     yield {"ks": ks, "snapshots": root, "tmp": tmp_path_factory.mktemp("fault-train")}

@@ -55,7 +55,9 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
         reports = module.write_batches(spark, cfg, batches, keyspace, folder, partitions, land)
     except Py4JJavaError as e:  # a Spark task or job failed: say what, in one line
         cause = str(e.java_exception).splitlines()[0]
-        raise WriteFailed(f"{keyspace}: the Spark write ({writer} writer) failed: {cause}") from None
+        hosts = ",".join(map(str, cfg["cassandra"]["hosts"]))
+        raise WriteFailed(f"{keyspace} at cassandra.hosts={hosts}: the Spark write ({writer} writer) failed: "
+                          f"{cause}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return reports, time.time() - started
