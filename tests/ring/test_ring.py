@@ -89,7 +89,8 @@ def pipeline(ring, ring_keyspaces, tmp_path_factory):
 
 
 def test_keyspace_replicates_three_times_in_the_configured_datacenter(pipeline):
-    from digitforge.core import connection, keyspaces
+    from digitforge.core import connection
+    from digitforge.core import replication as keyspaces
 
     with connection.session(pipeline["cfg"]) as s:
         assert keyspaces.current(s, pipeline["ks"]) == {"class": "NetworkTopologyStrategy", "datacenter1": "3"}
@@ -203,7 +204,8 @@ def test_rf3_refuses_nothing_at_local_quorum_with_one_node_stopped(pipeline):
     ("cassandra.replication_factor", "4", "cassandra.replication_factor=4"),
 ])
 def test_bad_cluster_settings_exit_2_naming_the_setting_and_write_nothing(ring, setting, value, message):
-    from digitforge.core import connection, keyspaces
+    from digitforge.core import connection
+    from digitforge.core import replication as keyspaces
 
     ks = f"ring_bad_{os.getpid()}"
     for command in (["ingest", "--dataset", "mnist", "--limit", "100", "--keyspace", ks],):
@@ -217,7 +219,8 @@ def test_bad_cluster_settings_exit_2_naming_the_setting_and_write_nothing(ring, 
 
 
 def test_schema_apply_names_the_alter_for_a_keyspace_that_replicates_otherwise(ring, ring_keyspaces):
-    from digitforge.core import connection, keyspaces
+    from digitforge.core import connection
+    from digitforge.core import replication as keyspaces
 
     ks = f"ring_rf1_{os.getpid()}"
     ring_keyspaces.append(ks)
