@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import subprocess
+
 import pytest
 
 from conftest import BIN, ROOT, last_json, run
@@ -192,8 +194,11 @@ def test_rf3_refuses_nothing_at_local_quorum_with_one_node_stopped(pipeline):
             one = SimpleStatement("SELECT count(*) FROM raw_train", consistency_level=ConsistencyLevel.ONE)
             assert s.execute(one, timeout=120).one()[0] == N
     finally:  # both come back whatever happened above; either failing to come back fails the test
-        started = [run([RING, "start-node", n], timeout=600, check=False) for n in ("2", "3")]
-        assert all(p.returncode == 0 for p in started), [p.stderr[-2000:] for p in started]
+        # Together: each start-node waits until every node is UN, so one at a time would wait on the other.
+        starting = [subprocess.Popen([RING, "start-node", n], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True) for n in ("2", "3")]
+        outputs = [p.communicate(timeout=600)[0] for p in starting]
+        assert all(p.returncode == 0 for p in starting), [o[-2000:] for o in outputs]
     with connection.session(pipeline["cfg"], ks) as s:
         s.execute("DELETE FROM raw_predict WHERE id = 1")
 
