@@ -6,7 +6,6 @@ profile switch (DIGITFORGE_CASSANDRA=ring) plus the ring's addresses."""
 from __future__ import annotations
 
 import os
-
 import subprocess
 
 import pytest
