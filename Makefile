@@ -86,22 +86,17 @@ test-ring: setup jars
 unit: setup airflow-env mlflow-env
 	$(PY) -m pytest tests -m "not integration and not ring"
 
-# Apache Airflow in a venv of its own (its pins clash with the jobs'): tests load the nightly DAG in it.
-.PHONY: airflow-env
+# Side venvs, each with pins that clash with the jobs': Apache Airflow (tests load the nightly DAG in it) and
+# MLflow (no digitforge, no Spark: tests load an exported model in it). One recipe; CHECK_<name> proves the install.
+.PHONY: airflow-env mlflow-env
 airflow-env: .venv-airflow/.installed
-.venv-airflow/.installed: requirements-airflow.txt
-	test -x .venv-airflow/bin/python || python3 -m venv .venv-airflow
-	.venv-airflow/bin/python -m pip install -q -r requirements-airflow.txt
-	.venv-airflow/bin/python -c "import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)"
-	touch $@
-
-# MLflow in a venv of its own (no digitforge, no Spark): tests load an exported model in it.
-.PHONY: mlflow-env
 mlflow-env: .venv-mlflow/.installed
-.venv-mlflow/.installed: requirements-mlflow.txt
-	test -x .venv-mlflow/bin/python || python3 -m venv .venv-mlflow
-	.venv-mlflow/bin/python -m pip install -q -r requirements-mlflow.txt
-	.venv-mlflow/bin/python -c "import mlflow, torch; print('mlflow', mlflow.__version__, 'torch', torch.__version__)"
+CHECK_airflow := import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)
+CHECK_mlflow  := import mlflow, torch; print('mlflow', mlflow.__version__, 'torch', torch.__version__)
+.venv-%/.installed: requirements-%.txt
+	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q -r $<
+	.venv-$*/bin/python -c "$(CHECK_$*)"
 	touch $@
 
 bench-ingest: schema

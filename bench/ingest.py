@@ -87,7 +87,7 @@ def ring_main(args) -> int:
     spark = get_spark("digitforge-bench-ingest-ring", base)
     spark.range(1).count()
     results = {}
-    for writer in ("stream", "cql"):
+    for writer in args.writers:
         cfg = config.resolve([*args.set, f"ingest.writer={writer}"])
         with session(cfg) as s:
             s.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
@@ -113,6 +113,12 @@ def ring_main(args) -> int:
     spark.stop()
     with session(base) as s:
         nodes = sorted(str(h.endpoint.address) for h in s.cluster.metadata.all_hosts())
+    if set(results) != {"stream", "cql"}:  # one writer only (--writers): its figures, no ratio
+        print(json.dumps({"rows": rows, "nodes": nodes, **{f"{w}_rows_per_s": r["warm"] for w, r in results.items()},
+                          **{f"{w}_rows_per_s_cold": r["cold"] for w, r in results.items()},
+                          **{f"{w}_passes": r["passes"] for w, r in results.items()},
+                          "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}))
+        return 0
     result = {
         "rows": rows, "nodes": nodes, "replication_factor": base["cassandra"]["replication_factor"],
         "consistency": base["cassandra"]["consistency"],
@@ -176,6 +182,8 @@ def main(argv=None) -> int:
     p.add_argument("--ring", action="store_true",
                    help="into the 3-node ring (DIGITFORGE_CASSANDRA=ring): `stream` and `cql` side by side")
     p.add_argument("--no-job", action="store_true", help="skip the one-off spark-submit ingest")
+    p.add_argument("--writers", nargs="+", choices=["stream", "cql"], default=["stream", "cql"],
+                   help="with --ring: the writers to time (both, for the ratio)")
     args = p.parse_args(argv)
     if args.ring:
         return ring_main(args)

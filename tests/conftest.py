@@ -105,6 +105,20 @@ def it_overrides(it_keyspace, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def module_keyspace(cassandra_node, request):
+    """(config, keyspace): a keyspace of this module's own (named after it and this run), schema applied,
+    dropped when the module ends."""
+    from digitforge.core import config
+    from digitforge.core.cql import apply_schema
+
+    ks = f"it_{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}_{os.getpid()}"
+    cfg = config.resolve()
+    apply_schema(cfg, [ks])
+    yield cfg, ks
+    run([str(BIN / "cqlsh"), "127.0.0.1", "--request-timeout", "60", "-e", f"DROP KEYSPACE IF EXISTS {ks}"], check=False)
+
+
+@pytest.fixture(scope="module")
 def cql(cassandra_node):
     """A driver session for tests (the library's own session factory, on the default config's node), and
     a list of keyspaces to drop when the module ends."""

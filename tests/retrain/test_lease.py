@@ -1,26 +1,18 @@
 """The Cassandra lease against the real local node, in a keyspace of this test run's own."""
-import os
 import time
 
 import pytest
 
-from conftest import BIN, run
-from digitforge.core import config
 from digitforge.core.clock import now_ms
 from digitforge.core.connection import session
-from digitforge.core.cql import apply_schema
 from digitforge.retrain.lease import Lease, LeaseHeld, LeaseLost, LeaseStore
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lease_ks(cassandra_node):
-    ks = f"it_lease_{os.getpid()}"
-    cfg = config.resolve()
-    apply_schema(cfg, [ks])
-    yield cfg, ks
-    run([str(BIN / "cqlsh"), "127.0.0.1", "--request-timeout", "60", "-e", f"DROP KEYSPACE IF EXISTS {ks}"], check=False)
+def lease_ks(module_keyspace):
+    return module_keyspace
 
 
 def wait_until_free(cfg, ks, name, limit_s=30):

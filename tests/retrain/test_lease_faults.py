@@ -17,12 +17,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
-def lease_ks(cassandra_node):
-    ks = f"it_leasefault_{os.getpid()}"
-    cfg = config.resolve()
-    apply_schema(cfg, [ks])
-    yield cfg, ks
-    run([str(BIN / "cqlsh"), "127.0.0.1", "--request-timeout", "60", "-e", f"DROP KEYSPACE IF EXISTS {ks}"], check=False)
+def lease_ks(module_keyspace):
+    return module_keyspace
 
 
 def test_a_failed_release_never_hides_the_original_error(lease_ks, caplog):

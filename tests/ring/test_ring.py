@@ -63,8 +63,27 @@ def counts_on_every_node(s, keyspace: str, table: str) -> dict[str, int]:
         for cl in ("LOCAL_QUORUM", "ONE"):
             stmt = SimpleStatement(f"SELECT count(*) FROM {keyspace}.{table}",
                                    consistency_level=ConsistencyLevel.name_to_value[cl])
-            out[f"{h.endpoint.address} {cl}"] = s.execute(stmt, host=h, timeout=120).one()[0]
+            out[f"{h.endpoint.address} {cl}"] = execute_on(s, stmt, h).one()[0]
     return out
+
+
+def execute_on(s, stmt, host, attempts: int = 6):
+    """stmt coordinated by host. On 2 busy cores (a ring just after streaming and compaction) the driver
+    can mark a node down for a missed heartbeat while the node itself is UN; the driver then refuses
+    host-targeted requests until it has reconnected, so wait for that instead of failing the count."""
+    import time
+
+    from cassandra.cluster import NoHostAvailable
+
+    for attempt in range(attempts):
+        try:
+            return s.execute(stmt, host=host, timeout=120)
+        except NoHostAvailable:
+            if attempt == attempts - 1:
+                raise
+            if not host.is_up:
+                s.cluster.on_up(host)  # reconnect now rather than after the driver's back-off
+            time.sleep(5)
 
 
 pytestmark = pytest.mark.ring

@@ -1,10 +1,13 @@
 package io.digitforge.bulk;
 
 import java.io.IOException;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,89 +17,212 @@ import java.util.concurrent.ExecutionException;
 
 import org.apache.cassandra.config.DatabaseDescriptor;
 import org.apache.cassandra.config.EncryptionOptions;
+import org.apache.cassandra.dht.Range;
+import org.apache.cassandra.dht.Token;
+import org.apache.cassandra.io.sstable.SSTableLoader;
 import org.apache.cassandra.io.util.File;
+import org.apache.cassandra.locator.InetAddressAndPort;
+import org.apache.cassandra.schema.TableMetadataRef;
 import org.apache.cassandra.streaming.ProgressInfo;
 import org.apache.cassandra.streaming.SessionInfo;
 import org.apache.cassandra.streaming.StreamEvent;
 import org.apache.cassandra.streaming.StreamEventHandler;
 import org.apache.cassandra.streaming.StreamException;
-import org.apache.cassandra.streaming.StreamManager;
+import org.apache.cassandra.streaming.StreamingChannel;
 import org.apache.cassandra.streaming.StreamResultFuture;
 import org.apache.cassandra.streaming.StreamState;
 import org.apache.cassandra.tools.BulkLoader;
 import org.apache.cassandra.tools.LoaderOptions;
+import org.apache.cassandra.utils.OutputHandler;
 
 /**
- * One folder of SSTables ({@code .../<keyspace>/<table>/}) -> every replica of the rows it holds, through
- * Cassandra's own bulk loader ({@code BulkLoader.load}, what {@code sstableloader} runs): it reads the ring and
- * the table's schema from an initial host over the native protocol, then streams each replica its part of
- * the files over the storage (internode) port.
+ * Folders of SSTables ({@code .../<keyspace>/<table>/}) -> every replica of the rows they hold, through
+ * Cassandra's own bulk loader (its {@code SSTableLoader} and {@code BulkLoader}'s client, what
+ * {@code sstableloader} runs): it reads the ring and the table's schema from an initial host over the native
+ * protocol, then streams each replica its part of the files over the storage (internode) port.
  *
  * <p>Loaded only inside {@link CassandraClassLoader}, like {@link SSTableWriterBridge}. Spark's side
- * ({@link SparkSSTableStreamer}) calls {@link #stream} by reflection with JDK types only, and gets JDK types
- * back: a map replica -> {files, bytes} sent, or an {@link IOException} whose message says which host failed
+ * ({@link SparkSSTableStreamer}) calls {@link #streamAll} by reflection with JDK types only, and gets JDK types
+ * back: per folder a map replica -> {files, bytes} sent, or an {@link IOException} whose message says which host failed
  * and how (no Cassandra class in it, so it crosses back to Spark's class loader and to the driver intact).
  */
 public final class SSTableStreamBridge {
-    /** The stream each thread's BulkLoader.load started (the loader registers it on the calling thread), with
-     *  its tally of what was sent. */
-    private static final ThreadLocal<Tally> STARTED = new ThreadLocal<>();
-    private static boolean listening;
-
     private SSTableStreamBridge() {}
 
     /**
      * @param folder  the SSTables' folder; its last two names are the keyspace and the table
-     * @param target  StreamTarget.toMap(): hosts (comma-separated), nativePort, storagePort, connectionsPerHost,
-     *                throttleMebibytes (0: none), and optional username, password, truststore,
-     *                truststorePassword, keystore, keystorePassword
+     * @param target  StreamTarget.toMap() (see {@link #streamAll})
      * @return replica ("address:storagePort") -> {files sent, bytes sent}
      */
     public static Map<String, long[]> stream(String folder, Map<String, String> target) throws IOException {
-        String hosts = target.get("hosts");
-        java.io.File dir = new java.io.File(folder);
-        if (!dir.isDirectory()) throw new IOException(folder + ": no such folder of SSTables");
-        String table = dir.getParentFile().getName() + "." + dir.getName();
-        String[] data = dir.list((d, name) -> name.endsWith("-Data.db"));
-        int sstables = data == null ? 0 : data.length;
+        return streamAll(List.of(folder), target).get(0);
+    }
 
+    /**
+     * Streams every folder at once, as one {@code BulkLoader.load} per folder would, without what each load
+     * pays again: the ring and the schema are read once per keyspace (one driver session, not one per folder),
+     * the folders' streams run side by side, and there is no 1 s pause after each ({@code BulkLoader.load}
+     * sleeps to let sockets close, because sstableloader exits the JVM next; this JVM keeps running).
+     *
+     * @param target  StreamTarget.toMap(): hosts (comma-separated), nativePort, storagePort, connectionsPerHost,
+     *                throttleMebibytes (0: none), and optional username, password, truststore,
+     *                truststorePassword, keystore, keystorePassword, ignore (comma-separated replica addresses
+     *                to leave out, as sstableloader's --ignore)
+     * @return per folder, in order: replica ("address:storagePort") -> {files sent, bytes sent}
+     */
+    public static List<Map<String, long[]>> streamAll(List<String> folders, Map<String, String> target)
+            throws IOException {
+        String hosts = target.get("hosts");
+        List<SSTableLoader> loaders = new ArrayList<>();
+        List<Tally> tallies = new ArrayList<>();
+        List<Integer> sstables = new ArrayList<>();
         DatabaseDescriptor.clientInitialization(false);  // client mode (as the writer); before StreamManager starts
-        listen();
-        LoaderOptions options = options(folder, target);
-        STARTED.remove();
+        LoaderOptions options = options(folders.get(0), target);
+        throttle(options);
+        Map<String, SSTableLoader.Client> rings = new LinkedHashMap<>();
+        OutputHandler quiet = new OutputHandler.LogOutput();
         try {
-            BulkLoader.load(options);
-            Tally started = STARTED.get();
-            Map<String, long[]> sent = started == null ? new LinkedHashMap<>() : started.sent();
-            long files = sent.values().stream().mapToLong(v -> v[0]).sum();
-            if (sstables > 0 && files == 0) {
-                throw new IOException(String.format("%s: %d SSTables of %s, none streamed: the cluster at %s has no "
-                        + "replica for them (does the table %s exist there?)", table, sstables, folder, hosts, table));
+            for (String folder : folders) {
+                java.io.File dir = new java.io.File(folder);
+                if (!dir.isDirectory()) throw new IOException(folder + ": no such folder of SSTables");
+                String keyspace = dir.getParentFile().getName();
+                String[] data = dir.list((d, name) -> name.endsWith("-Data.db"));
+                sstables.add(data == null ? 0 : data.length);
+                SSTableLoader.Client ring = rings.get(keyspace);
+                if (ring == null) {
+                    ring = readRing(keyspace, options, folder, target);
+                    rings.put(keyspace, ring);
+                }
+                loaders.add(new SSTableLoader(new File(dir).toAbsolute(), new SharedRing(ring), quiet,
+                        options.connectionsPerHost, null, null));
+            }
+            List<StreamResultFuture> futures = new ArrayList<>();
+            for (int i = 0; i < loaders.size(); i++) {
+                Tally tally = new Tally(folders.get(i));
+                tallies.add(tally);
+                SSTableLoader.Client ring = rings.get(new java.io.File(folders.get(i)).getParentFile().getName());
+                futures.add(tally.future = loaders.get(i).stream(ignored(ring, target.get("ignore")), tally));
+            }
+            List<Map<String, long[]>> sent = new ArrayList<>();
+            for (int i = 0; i < futures.size(); i++) {
+                String folder = folders.get(i);
+                java.io.File dir = new java.io.File(folder);
+                String table = dir.getParentFile().getName() + "." + dir.getName();
+                try {
+                    futures.get(i).get();
+                } catch (Exception e) {
+                    throw new IOException(String.format("%s: streaming %s (initial hosts %s, native port %s, storage "
+                                    + "port %s) failed: %s", table, folder, hosts, target.get("nativePort"),
+                            target.get("storagePort"), describe(e, tallies.get(i), target.get("storagePort"))));
+                }
+                Map<String, long[]> s = tallies.get(i).sent();
+                long files = s.values().stream().mapToLong(v -> v[0]).sum();
+                if (sstables.get(i) > 0 && files == 0) {
+                    throw new IOException(String.format("%s: %d SSTables of %s, none streamed: the cluster at %s has "
+                            + "no replica for them (does the table %s exist there?)", table, sstables.get(i), folder,
+                            hosts, table));
+                }
+                sent.add(s);
             }
             return sent;
         } catch (IOException e) {
             throw e;
         } catch (Exception e) {
-            throw new IOException(String.format("%s: streaming %s (initial hosts %s, native port %s, storage port %s) "
-                            + "failed: %s", table, folder, hosts, target.get("nativePort"), target.get("storagePort"),
-                    describe(e, STARTED.get(), target.get("storagePort"))));
-        } finally {
-            STARTED.remove();
+            throw new IOException(String.format("streaming %s (initial hosts %s, native port %s, storage port %s) "
+                            + "failed: %s", String.join(", ", folders), hosts, target.get("nativePort"),
+                    target.get("storagePort"), describe(e, null, target.get("storagePort"))));
         }
     }
 
-    /** Once per class loader: note on the calling thread the stream BulkLoader.load starts there. */
-    private static synchronized void listen() {
-        if (listening) return;
-        StreamManager.instance.addListener(new StreamManager.StreamListener() {
-            @Override
-            public void onRegister(StreamResultFuture result) {
-                Tally tally = new Tally(result);
-                result.addEventListener(tally);  // before its sessions start: it sees every one prepared
-                STARTED.set(tally);
+    /** As BulkLoader.load: the loader's throttles (0: none) into this JVM's streaming settings. */
+    private static void throttle(LoaderOptions options) {
+        DatabaseDescriptor.setStreamThroughputOutboundBytesPerSec(options.throttleBytes);
+        DatabaseDescriptor.setInterDCStreamThroughputOutboundBytesPerSec(options.interDcThrottleBytes);
+        DatabaseDescriptor.setEntireSSTableStreamThroughputOutboundMebibytesPerSec(options.entireSSTableThrottleMebibytes);
+        DatabaseDescriptor.setEntireSSTableInterDCStreamThroughputOutboundMebibytesPerSec(
+                options.entireSSTableInterDcThrottleMebibytes);
+    }
+
+    /**
+     * The ring and the keyspace's tables, read once over the native port by BulkLoader's own client (the one
+     * sstableloader uses: login, TLS, and the storage port it was given rather than the ring's). The client
+     * class and its TLS helper are not public, hence reflection.
+     */
+    private static SSTableLoader.Client readRing(String keyspace, LoaderOptions options, String folder,
+                                                 Map<String, String> target) throws IOException {
+        try {
+            Method ssl = BulkLoader.class.getDeclaredMethod("buildSSLOptions", EncryptionOptions.class);
+            ssl.setAccessible(true);
+            Class<?> external = Class.forName("org.apache.cassandra.tools.BulkLoader$ExternalClient", true,
+                    BulkLoader.class.getClassLoader());
+            Constructor<?> make = external.getDeclaredConstructor(Set.class, int.class,
+                    com.datastax.driver.core.AuthProvider.class, EncryptionOptions.ServerEncryptionOptions.class,
+                    com.datastax.driver.core.SSLOptions.class);
+            make.setAccessible(true);
+            SSTableLoader.Client client = (SSTableLoader.Client) make.newInstance(options.hosts, options.storagePort,
+                    options.authProvider, options.serverEncOptions, ssl.invoke(null, options.clientEncOptions));
+            client.init(keyspace);
+            return client;
+        } catch (InvocationTargetException e) {
+            Throwable cause = e.getCause();
+            throw new IOException(String.format("%s: reading the ring from initial hosts %s (native port %s) failed: %s",
+                    folder, target.get("hosts"), target.get("nativePort"), describe(cause, null, target.get("storagePort"))));
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("BulkLoader's client: " + e, e);
+        }
+    }
+
+    /** The replicas named in `ignore` (addresses), as the ring lists them (with their storage port). */
+    private static Set<InetAddressAndPort> ignored(SSTableLoader.Client ring, String ignore) throws IOException {
+        Set<InetAddressAndPort> out = new HashSet<>();
+        if (ignore == null || ignore.isBlank()) return out;
+        for (String host : ignore.split(",")) {
+            if (host.isBlank()) continue;
+            InetAddress address;
+            try {
+                address = InetAddress.getByName(host.trim());
+            } catch (UnknownHostException e) {
+                throw new IOException("unknown replica to ignore " + host.trim());
             }
-        });
-        listening = true;
+            for (InetAddressAndPort endpoint : ring.getEndpointToRangesMap().keySet()) {
+                if (endpoint.getAddress().equals(address)) out.add(endpoint);
+            }
+        }
+        return out;
+    }
+
+    /** One loader's view of a ring read once: the same ranges and tables, and stop() leaves it to the others. */
+    private static final class SharedRing extends SSTableLoader.Client {
+        private final SSTableLoader.Client ring;
+
+        SharedRing(SSTableLoader.Client ring) {
+            this.ring = ring;
+        }
+
+        @Override
+        public void init(String keyspace) {
+            for (Map.Entry<InetAddressAndPort, Collection<Range<Token>>> e : ring.getEndpointToRangesMap().entrySet()) {
+                for (Range<Token> r : e.getValue()) addRangeForEndpoint(r, e.getKey());
+            }
+        }
+
+        @Override
+        public TableMetadataRef getTableMetadata(String table) {
+            return ring.getTableMetadata(table);
+        }
+
+        @Override
+        public void setTableMetadata(TableMetadataRef cfm) {
+            ring.setTableMetadata(cfm);
+        }
+
+        @Override
+        public StreamingChannel.Factory getConnectionFactory() {
+            return ring.getConnectionFactory();
+        }
+
+        @Override
+        public void stop() {}
     }
 
     /**
@@ -104,11 +230,12 @@ public final class SSTableStreamBridge {
      * stream's final state no longer lists the files its sessions sent.
      */
     private static final class Tally implements StreamEventHandler {
-        final StreamResultFuture future;
+        final String folder;
+        StreamResultFuture future;
         private final List<SessionInfo> sessions = new ArrayList<>();
 
-        Tally(StreamResultFuture future) {
-            this.future = future;
+        Tally(String folder) {
+            this.folder = folder;
         }
 
         @Override

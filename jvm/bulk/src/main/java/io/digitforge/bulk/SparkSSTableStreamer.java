@@ -50,45 +50,67 @@ public final class SparkSSTableStreamer {
 
     static StreamResult stream(String folder, long rows, String cassandraJarDir, StreamTarget target)
             throws SSTableStreamException {
+        StreamResult r = streamAll(List.of(folder), cassandraJarDir, target).get(0);
+        return rows < 0 ? r : r.withRows(rows);
+    }
+
+    /**
+     * Streams the folders side by side from this JVM: the ring is read once per keyspace and every folder's
+     * stream runs at once (SSTableStreamBridge.streamAll). All must succeed; the first failure is thrown.
+     */
+    static List<StreamResult> streamAll(List<String> folders, String cassandraJarDir, StreamTarget target)
+            throws SSTableStreamException {
         long started = System.nanoTime();
         ClassLoader cassandra = CassandraClassLoader.forJars(cassandraJarDir);
         Thread thread = Thread.currentThread();
         ClassLoader previous = thread.getContextClassLoader();
         thread.setContextClassLoader(cassandra);  // as for the writer: Cassandra looks things up through it
-        Map<String, long[]> sent;
+        List<Map<String, long[]>> sent;
         try {
             @SuppressWarnings("unchecked")
-            Map<String, long[]> result = (Map<String, long[]>) Class.forName(BRIDGE, true, cassandra)
-                    .getMethod("stream", String.class, Map.class)
-                    .invoke(null, folder, target.toMap());
+            List<Map<String, long[]>> result = (List<Map<String, long[]>>) Class.forName(BRIDGE, true, cassandra)
+                    .getMethod("streamAll", List.class, Map.class)
+                    .invoke(null, folders, target.toMap());
             sent = result;
         } catch (InvocationTargetException e) {
             Throwable cause = e.getCause();
             // The bridge's IOExceptions carry the whole story; anything else is a Cassandra-loader class the
             // driver could not deserialise: keep its text only.
             throw new SSTableStreamException(cause instanceof java.io.IOException ? cause.getMessage()
-                    : folder + ": streaming to " + target + " failed: " + cause);
+                    : String.join(", ", folders) + ": streaming to " + target + " failed: " + cause);
         } catch (ReflectiveOperationException e) {
-            throw new SSTableStreamException(folder + ": cannot load " + BRIDGE + " from " + cassandraJarDir + ": " + e);
+            throw new SSTableStreamException(String.join(", ", folders) + ": cannot load " + BRIDGE + " from "
+                    + cassandraJarDir + ": " + e);
         } finally {
             thread.setContextClassLoader(previous);
         }
-        StreamResult result = new StreamResult(folder, rows, sent, (System.nanoTime() - started) / 1e9);
-        LOG.info("streamed {}", result);
-        return result;
+        double seconds = (System.nanoTime() - started) / 1e9;
+        List<StreamResult> results = new ArrayList<>();
+        for (int i = 0; i < folders.size(); i++) {
+            StreamResult result = new StreamResult(folders.get(i), -1, sent.get(i), seconds);
+            LOG.info("streamed {}", result);
+            results.add(result);
+        }
+        return results;
     }
 
-    /** One Spark task per folder streams it (the second stage after SparkSSTableWriter.writeRecordFiles). */
+    /**
+     * The second stage after SparkSSTableWriter.writeRecordFiles: the folders spread over one task per core
+     * (no more), each task streaming its share side by side. Per-folder setup (reading the ring and the schema)
+     * costs more than the streaming of an MNIST-sized folder, so fewer tasks with more folders each win.
+     */
     public static StreamResult[] streamFolders(SparkContext sc, String[] folders, String cassandraJarDir,
                                                StreamTarget target) {
-        FlatMapFunction<Iterator<String>, StreamResult> streamEach = items -> {
-            List<StreamResult> results = new ArrayList<>();
-            while (items.hasNext()) results.add(stream(items.next(), -1, cassandraJarDir, target));
-            return results.iterator();
+        FlatMapFunction<Iterator<String>, StreamResult> streamShare = items -> {
+            List<String> share = new ArrayList<>();
+            items.forEachRemaining(share::add);
+            return share.isEmpty() ? new ArrayList<StreamResult>().iterator()
+                    : streamAll(share, cassandraJarDir, target).iterator();
         };
+        int tasks = Math.max(1, Math.min(folders.length, sc.defaultParallelism()));
         return JavaSparkContext.fromSparkContext(sc)
-                .parallelize(Arrays.asList(folders), Math.max(1, folders.length))
-                .mapPartitions(streamEach)
+                .parallelize(Arrays.asList(folders), tasks)
+                .mapPartitions(streamShare)
                 .collect()
                 .toArray(new StreamResult[0]);
     }

@@ -24,6 +24,20 @@ public final class StreamResult implements Serializable {
         this.seconds = seconds;
     }
 
+    private StreamResult(StreamResult r, long rows) {
+        this.folder = r.folder;
+        this.rows = rows;
+        this.replicas = r.replicas;
+        this.files = r.files;
+        this.bytes = r.bytes;
+        this.seconds = r.seconds;
+    }
+
+    /** The same result, with the rows the task wrote into the folder. */
+    StreamResult withRows(long rows) {
+        return new StreamResult(this, rows);
+    }
+
     public String getFolder() { return folder; }
     /** Rows the task wrote into the folder; -1 when the stream did not write them (streamFolders). */
     public long getRows() { return rows; }
