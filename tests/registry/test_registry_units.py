@@ -71,3 +71,12 @@ def test_predict_batches_builds_once_and_matches_the_module():
     bad = pdf.assign(pixels=[b"\x00" * 784] * 4 + [b"\x00" * 10])
     with pytest.raises(ValueError, match="row id 4: pixels has 10 bytes, expected 784"):
         list(predict_batches("mlp", bc)(iter([bad])))
+
+
+def test_build_module_loads_fastcnn_of_any_width():
+    for width in (16, 48):
+        trained = build_model("fastcnn", width)
+        module = inference.build_module("fastcnn", artifacts.weights_to_bytes(trained.state_dict()))
+        assert module.features[0][0].out_channels == width
+        x = torch.zeros(2, 1, 28, 28)
+        assert torch.equal(module(x), trained.eval()(x))

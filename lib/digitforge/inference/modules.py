@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from digitforge.registry import artifacts
-from digitforge.training.models import ARCHITECTURES, build_model
+from digitforge.training.models import ARCHITECTURES, build_model, width_of
 
 
 class UnknownArchitecture(LookupError):
@@ -25,9 +25,10 @@ def build_module(architecture: str, weights: bytes, what: str = "model") -> torc
     if architecture not in ARCHITECTURES:
         raise UnknownArchitecture(f"{what}: architecture {architecture!r} is not known to this code "
                                   f"(known: {', '.join(ARCHITECTURES)})")
-    module = build_model(architecture)
     try:
-        module.load_state_dict(artifacts.weights_from_bytes(weights))
+        state = artifacts.weights_from_bytes(weights)
+        module = build_model(architecture, width_of(architecture, state))
+        module.load_state_dict(state)
     except Exception as e:  # safetensors header errors, missing/unexpected keys, shape mismatches
         raise BadWeights(f"{what}: its weights do not load into a {architecture!r} network ({e})") from None
     return module.eval()

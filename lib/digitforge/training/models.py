@@ -97,6 +97,13 @@ def build_model(name: str, width: int | None = None) -> nn.Module:
     return ARCHITECTURES[name]()
 
 
+def width_of(name: str, state_dict: dict) -> int | None:
+    """The `width` a state dict of `name` was trained with (fastcnn: its stem's output channels), so weights
+    load into the network they came from whatever train.width was; None for fixed-size networks."""
+    stem = state_dict.get("features.0.0.weight")
+    return int(stem.shape[0]) if name == "fastcnn" and stem is not None else None
+
+
 def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
     """(N, 784) or (N, 28, 28) uint8 -> (N, 1, 28, 28) float, normalised."""
     return ((pixels_u8.reshape(-1, *INPUT_SHAPE).float() / 255.0) - MEAN) / STD
