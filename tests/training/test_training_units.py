@@ -135,6 +135,16 @@ def test_find_run_picks_the_newest_run_of_the_dataset_and_architecture(tmp_path)
         checkpoints.find_run(tmp_path, "mnist", "lenet5")
 
 
+def test_find_run_latest_stays_in_the_runs_keyspace(tmp_path):
+    for run_id, ks in (("old", "mnist_digits"), ("new", "other_digits")):
+        cfg = config.use_keyspace(_cfg(architecture="net"), "mnist", ks)
+        checkpoints.save(checkpoints.start_run(tmp_path, run_id, cfg), 1, b"w", b"o", {"history": []})
+    assert checkpoints.find_run(tmp_path, "mnist", "net", keyspace="mnist_digits").name == "old"
+    assert checkpoints.find_run(tmp_path, "mnist", "net", keyspace="other_digits").name == "new"
+    with pytest.raises(checkpoints.CheckpointError, match="in keyspace third_digits"):
+        checkpoints.find_run(tmp_path, "mnist", "net", keyspace="third_digits")
+
+
 def test_resume_checks_name_what_cannot_change():
     before = _cfg(schedule="onecycle", epochs=4)["train"]
     prepare.check_resumable(before, dict(before), 2, "r")

@@ -58,9 +58,10 @@ def read_run(folder: str | Path) -> dict:
     return json.loads((Path(folder) / RUN_FILE).read_text())
 
 
-def find_run(root: str | Path, dataset: str, architecture: str, run_id: str | None = None) -> Path:
+def find_run(root: str | Path, dataset: str, architecture: str, run_id: str | None = None,
+             keyspace: str | None = None) -> Path:
     """The folder of run_id, or (run_id None/'latest') of the newest run of this dataset and
-    architecture that has at least one complete epoch."""
+    architecture (and, given one, trained on this keyspace's rows) that has at least one complete epoch."""
     root = Path(root)
     if run_id and run_id != "latest":
         folder = root / run_id
@@ -72,11 +73,18 @@ def find_run(root: str | Path, dataset: str, architecture: str, run_id: str | No
     runs = []
     for meta_path in root.glob(f"*/{RUN_FILE}"):
         meta = json.loads(meta_path.read_text())
-        if meta["dataset"] == dataset and meta["architecture"] == architecture and last_epoch(meta_path.parent) is not None:
+        if (meta["dataset"] == dataset and meta["architecture"] == architecture
+                and keyspace in (None, _keyspace(meta)) and last_epoch(meta_path.parent) is not None):
             runs.append((meta["created"], meta_path.parent))
     if not runs:
-        raise CheckpointError(f"no run of {architecture} on {dataset} with a checkpoint under {root} to resume")
+        where = f" in keyspace {keyspace}" if keyspace else ""
+        raise CheckpointError(f"no run of {architecture} on {dataset}{where} with a checkpoint under {root} to resume")
     return max(runs)[1]
+
+
+def _keyspace(meta: dict) -> str | None:
+    """The keyspace a run's rows came from, from the config it stored."""
+    return meta.get("config", {}).get("datasets", {}).get(meta["dataset"], {}).get("keyspace")
 
 
 def last_epoch(folder: str | Path) -> int | None:

@@ -57,7 +57,8 @@ def resolve_config(args) -> dict:
         return cfg
     tc = cfg["train"]
     root = config.project_path(tc["checkpoint_dir"])
-    folder = checkpoints.find_run(root, tc["dataset"], tc["architecture"], args.resume)
+    folder = checkpoints.find_run(root, tc["dataset"], tc["architecture"], args.resume,
+                                  keyspace=config.dataset_info(cfg, tc["dataset"])["keyspace"])
     run = checkpoints.read_run(folder)
     cfg = config.apply_overrides(run["config"], overrides)
     for key, value in _named(args).items():
