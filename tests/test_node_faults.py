@@ -24,6 +24,7 @@ ADDRESS = os.environ.get("DIGITFORGE_TEST_DRILL_ADDRESS", "127.0.0.5")
 JMX_PORT = os.environ.get("DIGITFORGE_TEST_DRILL_JMX_PORT", "7205")
 HOME = Path(os.environ.get("DIGITFORGE_TEST_DRILL_HOME", ROOT / "var" / "cassandra-drill"))
 N_TRAIN, N_TEST = 40000, 10000
+N_SMALL_TRAIN, N_SMALL_TEST = 5000, 5000
 
 
 def node_env() -> dict:
@@ -40,14 +41,13 @@ def drill_node():
         run([SCRIPT, "down"], check=False, timeout=200, env=node_env())
 
 
-@pytest.fixture(scope="module")
-def drill(drill_node, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("drill")
-    ks = f"it_drill_{os.getpid()}"
+def make_drill(tmp: Path, ks: str, n_train: int, n_test: int) -> dict:
+    """A keyspace of its own on the drill node, the IDX files of n_train + n_test random images, and the flags
+    that point a job at both."""
     data = tmp / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
         labels = rng.integers(0, 10, n).astype(np.uint8)
         write_idx(data / f"{prefix}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28)).astype(np.uint8), 2051, gz=False)
         write_idx(data / f"{prefix}-labels-idx1-ubyte", labels, 2049, gz=False)
@@ -56,7 +56,21 @@ def drill(drill_node, tmp_path_factory):
             "--set", f"ingest.staging_dir={tmp / 'staging'}"]
     env = {"DIGITFORGE_CASSANDRA": "", "DIGITFORGE_CASSANDRA_CREDENTIALS": ""}
     run([str(BIN / "digitforge"), *sets, "schema", "apply"], env=env)
-    return {"sets": sets, "env": env, "keyspace": ks, "data": data}
+    return {"sets": sets, "env": env, "keyspace": ks, "data": data, "rows": (n_train, n_test)}
+
+
+@pytest.fixture(scope="module")
+def drill(drill_node, tmp_path_factory):
+    """Enough rows that ingest's CQL writes and predict's writes last seconds (their triggers poll the node)."""
+    return make_drill(tmp_path_factory.mktemp("drill"), f"it_drill_{os.getpid()}", N_TRAIN, N_TEST)
+
+
+@pytest.fixture(scope="module")
+def small_drill(drill_node, tmp_path_factory):
+    """Fewer rows: convert's trigger is its own log line (the train split written), whatever the size, and the
+    test split it then reads takes seconds; three converts stay short."""
+    return ingest_exact(make_drill(tmp_path_factory.mktemp("drill-small"), f"it_drill_small_{os.getpid()}",
+                                   N_SMALL_TRAIN, N_SMALL_TEST))
 
 
 def count(drill: dict, table: str) -> int:
@@ -115,14 +129,17 @@ def test_node_killed_mid_ingest_then_rerun_exact(drill):
     assert count(drill, "raw_train") == N_TRAIN and count(drill, "raw_test") == N_TEST
 
 
-@pytest.fixture(scope="module")
-def ingested(drill):
-    """The drill keyspace's raw tables hold exactly N_TRAIN / N_TEST rows (left so by the ingest drill, else
-    written now)."""
-    if (count(drill, "raw_train"), count(drill, "raw_test")) != (N_TRAIN, N_TEST):
+def ingest_exact(drill: dict) -> dict:
+    """The drill keyspace's raw tables hold exactly its rows (left so by the ingest drill, else written now)."""
+    if (count(drill, "raw_train"), count(drill, "raw_test")) != drill["rows"]:
         run([SUBMIT, "ingest", "--data-dir", str(drill["data"]), "--keyspace", drill["keyspace"], *drill["sets"]],
             env=drill["env"])
     return drill
+
+
+@pytest.fixture(scope="module")
+def ingested(drill):
+    return ingest_exact(drill)
 
 
 def snapshot_versions(drill: dict) -> dict[str, dict | None]:
@@ -135,14 +152,15 @@ def snapshot_versions(drill: dict) -> dict[str, dict | None]:
             for v in sorted(folder.iterdir()) if v.is_dir()}
 
 
-def test_node_killed_mid_convert_leaves_earlier_snapshot_then_rerun_exact(ingested):
+def test_node_killed_mid_convert_leaves_earlier_snapshot_then_rerun_exact(small_drill):
     """Killed once the train split is written and convert reads raw_test from the node (the job's own log
     line says the train split is done): exit 3, one line; the earlier snapshot intact, no version published
     without its manifest (the half-written one removed); after the restart a re-run snapshots every row."""
-    drill = ingested
+    drill = small_drill
+    rows = {"train": N_SMALL_TRAIN, "test": N_SMALL_TEST}
     cmd = [SUBMIT, "convert", "--keyspace", drill["keyspace"], *drill["sets"]]
     earlier = last_json(run(cmd, env=drill["env"]).stdout)
-    assert earlier["rows"] == {"train": N_TRAIN, "test": N_TEST}
+    assert earlier["rows"] == rows
     train_done = re.compile(r"snapshot \S+/train: \d+ rows")
     failed = kill_node_while(cmd, drill["env"], lambda log: train_done.search(log) is not None)
     restart_node()
@@ -152,7 +170,7 @@ def test_node_killed_mid_convert_leaves_earlier_snapshot_then_rerun_exact(ingest
     versions = snapshot_versions(drill)
     assert versions == {earlier["version"]: earlier}, versions  # intact; nothing half-written left or published
     again = last_json(run(cmd, env=drill["env"]).stdout)
-    assert again["rows"] == {"train": N_TRAIN, "test": N_TEST} and again["version"] != earlier["version"]
+    assert again["rows"] == rows and again["version"] != earlier["version"]
     assert snapshot_versions(drill) == {earlier["version"]: earlier, again["version"]: again}
 
 
