@@ -75,6 +75,55 @@ def run(cmd: list[str], check: bool = True, timeout: int = 900, env: dict | None
     return proc
 
 
+def fake_result(arch: str, seed: int, run_id: str) -> dict:
+    """What train_fn returns for a freshly initialised network: real artifacts, made-up metrics."""
+    import torch
+
+    from digitforge.registry import artifacts
+    from digitforge.training.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    cm = np.eye(10, dtype=int) * 90 + 1
+    return {"weights": artifacts.weights_to_bytes(model.state_dict()),
+            "optimizer": artifacts.weights_to_bytes({"w": torch.zeros(3)}), "test_accuracy": 0.9, "test_loss": 0.3,
+            "train_seconds": 1.0, "run_id": run_id, "epochs": 1,
+            "metrics": {"confusion_matrix": cm.tolist(), "history": [{"epoch": 1}], "test_rows": int(cm.sum())}}
+
+
+def kill_while(cmd: list[str], env: dict, started, kill: list[str], kill_env: dict | None = None,
+               timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run cmd; as soon as started(its output so far) is true (the job is talking to the node: rows are
+    arriving, a split is being read, folders are being streamed), run `kill` (the project's script killing a
+    node); return the finished job's result. Fails when the job ended before the trigger fired.
+    started() sees stdout and stderr: under spark-submit the Python driver's log lines reach stdout (Spark's
+    PythonRunner merges the driver's stderr into it), the JVM's (log4j) reach stderr."""
+    import threading
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **env))
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=lambda lines=lines, pipe=pipe: lines.extend(pipe), daemon=True)
+               for lines, pipe in ((out, proc.stdout), (err, proc.stderr))]  # never let a pipe fill
+    for r in readers:
+        r.start()
+    killed = False
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if started("".join(out) + "".join(err)):
+            run(kill, env=kill_env)
+            killed = True
+            break
+        time.sleep(0.5)
+    proc.wait(timeout=timeout)
+    for r in readers:
+        r.join(timeout=60)
+    assert killed, "the job ended before the trigger fired: " + ("".join(out) + "".join(err))[-3000:]
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(out), "".join(err))
+
+
 def last_json(stdout: str) -> dict:
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1])
 

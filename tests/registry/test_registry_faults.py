@@ -6,30 +6,16 @@ import logging
 import os
 import uuid
 
-import numpy as np
 import pytest
-import torch
 
-from conftest import BIN, run
+from conftest import BIN, fake_result, run
 from digitforge.core import config
 from digitforge.core.connection import session
 from digitforge.core.cql import apply_schema
-from digitforge.registry import artifacts, fsck
+from digitforge.registry import fsck
 from digitforge.registry import write as registry_write
-from digitforge.training.models import build_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-
-def fake_result(arch: str, seed: int, run_id: str) -> dict:
-    """What train_fn returns for a freshly initialised network: real artifacts, made-up metrics."""
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    cm = np.eye(10, dtype=int) * 90 + 1
-    return {"weights": artifacts.weights_to_bytes(model.state_dict()),
-            "optimizer": artifacts.weights_to_bytes({"w": torch.zeros(3)}), "test_accuracy": 0.9, "test_loss": 0.3,
-            "train_seconds": 1.0, "run_id": run_id, "epochs": 1,
-            "metrics": {"confusion_matrix": cm.tolist(), "history": [{"epoch": 1}], "test_rows": int(cm.sum())}}
 
 
 @pytest.fixture(scope="module")

@@ -59,3 +59,33 @@ def difference(session, keyspace: str, cfg: dict) -> str | None:
     return (f"keyspace {keyspace} replicates {cql_map(found)}, the config asks for {cql_map(wanted(cfg))} "
             f"(cassandra.local_dc, cassandra.replication_factor); schema apply leaves it as it is. To change it run "
             f"`{alter_statement(keyspace, cfg)}` then `nodetool repair -full {keyspace}` on every node")
+
+
+def replicas_needed(consistency: str, rf: int) -> int:
+    """How many replicas of a row must take a write at this consistency level (LOCAL_QUORUM at RF 3: 2)."""
+    name = str(consistency).upper()
+    fixed = {"ANY": 1, "ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3}
+    if name in fixed:
+        return fixed[name]
+    if name in ("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM"):
+        return rf // 2 + 1
+    return rf  # ALL
+
+
+def rf_in_dc(session, keyspace: str, cfg: dict) -> int:
+    """The keyspace's replication factor in cassandra.local_dc, as the cluster has it (else the config's)."""
+    found = current(session, keyspace) or {}
+    rf = found.get(str(cfg["cassandra"]["local_dc"])) or found.get("replication_factor")
+    return int(rf) if rf else int(cfg["cassandra"]["replication_factor"])
+
+
+def writable_without(session, keyspace: str, cfg: dict, down: list[str]) -> str | None:
+    """None when every range of the keyspace still has enough live replicas for a write at
+    cassandra.consistency with the nodes `down` (of cassandra.local_dc) gone: a range loses at most one
+    replica per node down, so RF - len(down) live replicas is a lower bound for every range. Else why not."""
+    rf, consistency = rf_in_dc(session, keyspace, cfg), cfg["cassandra"]["consistency"]
+    needed = replicas_needed(consistency, rf)
+    if rf - len(down) >= needed:
+        return None
+    return (f"with {', '.join(down)} down a range of {keyspace} may have {max(rf - len(down), 0)} of its {rf} replicas "
+            f"live, fewer than the {needed} that cassandra.consistency={consistency} needs")

@@ -34,15 +34,16 @@ def output_options(icfg: dict) -> dict[str, str]:
     }
 
 
-def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int, land) -> list[dict]:
+def write_tables(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int) -> None:
     """Every batch (one table each) staged as `partitions` Parquet files under folder, then written to
-    keyspace.<batch.table> by the connector, table by table, inside `land` (which counts them and, for
-    --replace, deletes stale rows only after every table is written and counted)."""
+    keyspace.<batch.table> by the connector at cassandra.consistency, table by table."""
+    for b in progress(batches, desc=f"{keyspace}: staging and writing through CQL", unit="table"):
+        staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
+        (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
+         .options(keyspace=keyspace, table=b.table, **output_options(cfg["ingest"])).mode("append").save())
 
-    def write_all() -> None:
-        for b in progress(batches, desc=f"{keyspace}: staging and writing through CQL", unit="table"):
-            staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
-            (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
-             .options(keyspace=keyspace, table=b.table, **output_options(cfg["ingest"])).mode("append").save())
 
-    return land(write_all)
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int, land) -> list[dict]:
+    """write_tables inside `land` (which counts the tables and, for --replace, deletes stale rows only after
+    every table is written and counted)."""
+    return land(lambda: write_tables(spark, cfg, batches, keyspace, folder, partitions))

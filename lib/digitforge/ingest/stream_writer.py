@@ -7,6 +7,15 @@ fails while writing fails the first job, and then nothing has reached any table.
 way leaves the rows it sent on the replicas that took them; they are upserts by id, so re-running the ingest
 (or any ingest of the same rows) makes every replica whole without doubling a count.
 
+A replica that dies mid-stream fails the stream (the loader sends every replica its share directly). When
+the nodes that went away still leave every range enough live replicas for cassandra.consistency (one node
+of three at LOCAL_QUORUM), the job completes: the rows are written again through CQL at that consistency
+(ingest/cql_writer.py; Cassandra itself then refuses a write it cannot place on enough replicas, and the
+coordinators keep hints for the dead node), with a WARNING naming the node and the repair that makes it
+whole. Re-streaming with the dead node in the loader's ignore list would do the same but trust our own
+count of live replicas per range, and need a JVM change; the CQL path is the cluster's own check. Otherwise
+the job fails with the stream's one-line error.
+
 The streaming tasks read the folders the writing tasks left: in local mode (or with ingest.staging_dir on
 storage every executor reads) any task can stream any folder.
 """
@@ -17,6 +26,7 @@ import logging
 import time
 from pathlib import Path
 
+from digitforge.ingest import cql_writer
 from digitforge.ingest.rows import to_records
 from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_records, write_sstables
 
@@ -68,12 +78,47 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     folders = write_sstables(spark, files, tables, keyspace, folder / "sstables", _jars(cfg))
     written = time.time()
     sent: list[dict] = []
-    reports = land(lambda: sent.extend(stream_folders(spark, cfg, folders)))
+
+    def stream_all() -> None:
+        try:
+            sent.extend(stream_folders(spark, cfg, folders))
+        except BulkLoadError as e:
+            down = nodes_down(cfg)
+            problem = "no node is down" if not down else _unwritable(cfg, keyspace, down)
+            if problem:
+                raise BulkLoadError(f"{e} ({problem})") from None
+            log.warning("%s: a replica went away mid-stream (%s: storage port %s does not answer); the live "
+                        "replicas still satisfy cassandra.consistency=%s, so the rows are written again through "
+                        "CQL (the streamed ones are upserts). Once %s is back, run `nodetool repair %s` on it (or "
+                        "re-run this ingest) to make its replicas whole; the stream said: %s", keyspace,
+                        ", ".join(down), cfg["cassandra"]["storage_port"], cfg["cassandra"]["consistency"],
+                        ", ".join(down), keyspace, e)
+            cql_writer.write_tables(spark, cfg, batches, keyspace, folder / "cql", partitions)
+
+    reports = land(stream_all)
     replicas = sorted({r for s in sent for r in s["replicas"]})
     log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, streamed %.1f MiB to %d replicas (%s) %.2fs",
              keyspace, staged - started, len(folders), written - staged, sum(s["bytes"] for s in sent) / 2 ** 20,
              len(replicas), " ".join(replicas), time.time() - written)
     return reports
+
+
+def nodes_down(cfg: dict) -> list[str]:
+    """The nodes of cassandra.local_dc whose storage port (what the loader streams to) does not answer now."""
+    from digitforge.core.connection import session
+    from digitforge.ingest.writer_choice import nodes, port_answers
+
+    with session(cfg) as s:
+        addresses = nodes(cfg, s)
+    return [a for a in addresses if not port_answers(a, int(cfg["cassandra"]["storage_port"]))]
+
+
+def _unwritable(cfg: dict, keyspace: str, down: list[str]) -> str | None:
+    from digitforge.core.connection import session
+    from digitforge.core.replication import writable_without
+
+    with session(cfg) as s:
+        return writable_without(s, keyspace, cfg, down)
 
 
 def _jars(cfg: dict) -> Path:
