@@ -26,6 +26,15 @@ def test_round_trips_exact_pixels(tmp_path):
     np.testing.assert_array_equal(idx.read_images(path), images.astype(np.uint8))
 
 
+def test_gzipped_images_are_spilled_to_an_unnamed_file_in_the_spill_dir(tmp_path):
+    images = np.arange(40 * 784, dtype=np.uint32).reshape(40, 28, 28) % 251
+    path = write_idx(tmp_path / "x-idx3-ubyte.gz", images, 2051)
+    spill = tmp_path / "spill"
+    got = idx.read_images(path, spill_dir=spill)
+    np.testing.assert_array_equal(got, images.astype(np.uint8))
+    assert spill.is_dir() and not list(spill.iterdir())  # no file left behind, whatever happens to the job
+
+
 def test_finds_test_split_by_t10k_prefix(make_idx_dataset):
     folder = make_idx_dataset()
     images_path, labels_path = idx.find_split_files(folder, "test")

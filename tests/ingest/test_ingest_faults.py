@@ -74,8 +74,8 @@ def drill(ingested, monkeypatch, writer, inject) -> tuple[dict, dict, int]:
 def test_a_writer_task_failing_on_one_table_changes_no_table(ingested, monkeypatch, caplog):
     real = sstable_writer.stage_records
 
-    def stage_then_cut(records, folder, files):
-        paths = real(records, folder, files)
+    def stage_then_cut(batch, folder, files):
+        paths = real(batch, folder, files)
         if folder.name == "raw_test":  # the task writing this file finds a partial record and fails
             with open(paths[0], "ab") as f:
                 f.write(b"\x00\x01\x02")
@@ -111,8 +111,8 @@ def test_an_import_the_node_refuses_puts_every_table_back(ingested, monkeypatch,
 def test_a_cql_write_failing_on_one_table_empties_nothing(ingested, monkeypatch, caplog):
     real = cql_writer.stage
 
-    def stage_then_cut(table_rows, folder, files):
-        staged = real(table_rows, folder, files)
+    def stage_then_cut(batch, folder, files):
+        staged = real(batch, folder, files)
         if folder.name == "raw_test":
             for part in staged.glob("*.parquet"):
                 part.write_bytes(part.read_bytes()[:100])

@@ -75,13 +75,42 @@ def test_arrow_rows_hold_the_image_bytes_without_copies_per_row():
     assert ingest_rows.to_arrow(np.arange(5), images, None).column("label").null_count == 5
 
 
-def test_staged_parquet_splits_rows_into_files(tmp_path):
+def test_staged_parquet_splits_rows_into_files_of_chunks(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
+    monkeypatch.setattr(ingest_rows, "CHUNK_ROWS", 2)
     images, labels = labelled(10)
-    folder = cql_writer.stage(ingest_rows.to_arrow(np.arange(10), images, labels), tmp_path / "s", files=4)
-    assert len(list(folder.glob("*.parquet"))) == 4
-    assert pq.read_table(folder).num_rows == 10
+    folder = cql_writer.stage(sources.Batch("raw_train", np.arange(10, dtype=np.int32), images, labels, "fixture"),
+                              tmp_path / "s", files=4)
+    parts = sorted(folder.glob("*.parquet"))
+    assert len(parts) == 4 and [pq.ParquetFile(p).num_row_groups for p in parts] == [1, 2, 1, 2]  # 2, 3, 2, 3 rows
+    back = pq.read_table(folder)
+    assert back.column("id").to_pylist() == list(range(10))
+    assert back.column("pixels")[7].as_py() == images[7].tobytes()
+
+
+def rss_file_kib() -> int:
+    """This process's resident pages of mapped files (/proc/self/status RssFile)."""
+    status = open("/proc/self/status").read()
+    return int(status.split("RssFile:")[1].split()[0])
+
+
+def test_chunks_cover_the_rows_once_and_give_back_mapped_pages(tmp_path):
+    from conftest import write_idx
+    from digitforge.ingest import idx
+
+    images = np.random.default_rng(3).integers(0, 256, (20000, 28, 28)).astype(np.uint8)  # 15.7 MB
+    path = write_idx(tmp_path / "i-idx3-ubyte", images, 2051, gz=False)
+    mapped = idx.read_images(path)
+    assert not mapped.flags.writeable  # a read-only mapping of the file, not a copy
+    batch = sources.Batch("raw_train", np.arange(20000, dtype=np.int32), mapped, None, str(path))
+    before, seen = rss_file_kib(), []
+    for ids, chunk, labels in ingest_rows.chunks(batch, 100, 20000, rows=1000):
+        assert labels is None
+        seen.append((ids.copy(), int(chunk.astype(np.int64).sum())))  # every page of the chunk read
+    assert rss_file_kib() - before < 4096  # one chunk's pages at most, not the 15 MiB read
+    assert np.concatenate([i for i, _ in seen]).tolist() == list(range(100, 20000))
+    assert sum(t for _, t in seen) == int(images[100:].astype(np.int64).sum())
 
 
 def test_accounting_expects_old_plus_new_rows_and_fails_on_loss():

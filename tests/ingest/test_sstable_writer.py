@@ -4,6 +4,7 @@ import numpy as np
 
 from digitforge.ingest import rows as ingest_rows
 from digitforge.ingest import sstable_writer as bulk
+from digitforge.ingest.sources import Batch
 
 
 def test_records_are_fixed_width_big_endian_with_minus_one_for_no_label():
@@ -18,12 +19,16 @@ def test_records_are_fixed_width_big_endian_with_minus_one_for_no_label():
     assert unlabelled.tobytes()[4:8] == (-1).to_bytes(4, "big", signed=True)
 
 
-def test_staged_files_hold_every_record_once_in_order(tmp_path):
-    records = ingest_rows.to_records(np.arange(10), np.zeros((10, 28, 28), np.uint8), np.arange(10) % 10)
-    paths = bulk.stage_records(records, tmp_path / "rows", files=3)
+def test_staged_files_hold_every_record_once_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_rows, "CHUNK_ROWS", 2)  # files of several chunks each
+    batch = Batch("raw_train", np.arange(10, dtype=np.int32), np.arange(10, dtype=np.uint8)[:, None, None]
+                  * np.ones((1, 28, 28), np.uint8), np.arange(10, dtype=np.uint8) % 10, "fixture")
+    paths = bulk.stage_records(batch, tmp_path / "rows", files=3)
     back = np.concatenate([np.fromfile(p, dtype=ingest_rows.RECORD) for p in paths])
-    assert len(paths) == 3 and back["id"].tolist() == list(range(10))
-    assert len(bulk.stage_records(records[:2], tmp_path / "few", files=8)) == 2  # never an empty file
+    assert len(paths) == 3 and back["id"].tolist() == list(range(10)) and back["label"].tolist() == list(range(10))
+    assert [r[0, 0] for r in back["pixels"].reshape(10, 28, 28)] == list(range(10))
+    few = Batch("raw_test", batch.ids[:2], batch.images[:2], None, "fixture")
+    assert len(bulk.stage_records(few, tmp_path / "few", files=8)) == 2  # never an empty file
 
 
 def test_writer_statements_match_the_raw_tables():

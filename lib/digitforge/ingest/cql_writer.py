@@ -6,19 +6,24 @@ from pathlib import Path
 
 from digitforge.core.progress import progress
 from digitforge.core.spark import CASSANDRA_FORMAT
-from digitforge.ingest.rows import ROW_SCHEMA, to_arrow
+from digitforge.ingest.rows import ROW_SCHEMA, chunks, to_arrow
 
 
-def stage(rows, folder: Path, files: int) -> Path:
-    """Write the rows as `files` uncompressed Parquet files (one row group each) under a new folder."""
+def stage(batch, folder: Path, files: int) -> Path:
+    """The batch's rows as `files` uncompressed Parquet files of consecutive rows under a new folder, one
+    row group per chunk (rows.chunks: memory stays at one chunk however large the batch)."""
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=False)
-    n = rows.num_rows
+    n = len(batch)
     files = max(1, min(files, n))
     for k in range(files):
-        start, stop = k * n // files, (k + 1) * n // files
-        pq.write_table(rows.slice(start, stop - start), folder / f"part-{k:05d}.parquet", compression="none")
+        writer = None
+        for ids, images, labels in chunks(batch, k * n // files, (k + 1) * n // files):
+            table = to_arrow(ids, images, labels)
+            writer = writer or pq.ParquetWriter(folder / f"part-{k:05d}.parquet", table.schema, compression="none")
+            writer.write_table(table)
+        writer.close()
     return folder
 
 
@@ -38,7 +43,7 @@ def write_tables(spark, cfg: dict, batches: list, keyspace: str, folder: Path, p
     """Every batch (one table each) staged as `partitions` Parquet files under folder, then written to
     keyspace.<batch.table> by the connector at cassandra.consistency, table by table."""
     for b in progress(batches, desc=f"{keyspace}: staging and writing through CQL", unit="table"):
-        staged = stage(to_arrow(b.ids, b.images, b.labels), folder / b.table, partitions)
+        staged = stage(b, folder / b.table, partitions)
         (spark.read.schema(ROW_SCHEMA).parquet(str(staged)).write.format(CASSANDRA_FORMAT)
          .options(keyspace=keyspace, table=b.table, **output_options(cfg["ingest"])).mode("append").save())
 

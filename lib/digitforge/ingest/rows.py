@@ -11,6 +11,22 @@ from digitforge.core.images import PIXELS
 
 ROW_SCHEMA = "id int, label int, pixels binary"
 
+# Rows turned into records or Arrow at a time (~50 MiB of pixels): staging memory stays at one chunk.
+CHUNK_ROWS = 65536
+
+
+def chunks(batch, start: int = 0, stop: int | None = None, rows: int | None = None):
+    """(ids, images, labels) of batch rows start..stop, `rows` at a time. The pages of file-mapped images
+    (ingest/idx.py) read for a chunk are given back after it, so RSS does not grow with the batch."""
+    from digitforge.ingest.idx import drop_pages
+
+    stop = len(batch) if stop is None else stop
+    rows = rows or CHUNK_ROWS
+    for i in range(start, stop, rows):
+        j = min(i + rows, stop)
+        yield batch.ids[i:j], batch.images[i:j], None if batch.labels is None else batch.labels[i:j]
+        drop_pages(batch.images)
+
 
 def to_arrow(ids: np.ndarray, images: np.ndarray, labels: np.ndarray | None):
     """The rows as an Arrow table (id int32, label int32 or null, pixels binary): the pixel column's

@@ -1,4 +1,6 @@
-"""What to ingest: input files -> batches of rows for one table each, all read and checked in memory.
+"""What to ingest: input files -> batches of rows for one table each, all read and checked before a row is
+written. IDX images stay in their files (mapped, see ingest/idx.py: memory does not grow with the rows); a
+CSV is parsed whole (Kaggle's files are tens of thousands of rows).
 
 IDX keeps its canonical train/test files (ids 0..N-1 in each table). A labelled Kaggle CSV is split into
 raw_train / raw_test by a seeded, optionally stratified draw; an unlabelled one goes to raw_predict. A CSV
@@ -32,12 +34,13 @@ class Batch:
         return len(self.ids)
 
 
-def from_idx(folder: str | Path, limit: int | None = None) -> list[Batch]:
-    """raw_train and raw_test from a folder of IDX files (train-*, t10k-*; gz or raw)."""
+def from_idx(folder: str | Path, limit: int | None = None, spill_dir: str | Path | None = None) -> list[Batch]:
+    """raw_train and raw_test from a folder of IDX files (train-*, t10k-*; gz or raw; a gzipped file's
+    images decompressed into spill_dir)."""
     batches = []
     for split, table in (("train", "raw_train"), ("test", "raw_test")):
         images_path, labels_path = idx.find_split_files(folder, split)
-        images, labels = idx.read_pair(images_path, labels_path)
+        images, labels = idx.read_pair(images_path, labels_path, spill_dir)
         images, labels = images[:limit], labels[:limit]
         batches.append(Batch(table, np.arange(len(images), dtype=np.int32), images, labels,
                              f"{images_path}, {labels_path}"))
@@ -84,12 +87,13 @@ def split_mask(labels: np.ndarray, ratio: float, seed: int, stratify: bool) -> n
 
 def read_batches(cfg: dict, dataset: str, csv_paths: list[str] | None = None, data_dir: str | Path | None = None,
                  limit: int | None = None) -> list[Batch]:
-    """What one ingest run writes, read and checked in memory: the Kaggle CSVs if given (split by the
+    """What one ingest run writes, read and checked: the Kaggle CSVs if given (split by the
     `ingest:` settings), else the IDX files of `data_dir` or of the dataset's folder under the data dir."""
-    from digitforge.core.config import dataset_info
+    from digitforge.core.config import dataset_info, project_path
     from digitforge.ingest.data_files import dataset_folder
 
     icfg = cfg["ingest"]
     if csv_paths:
         return from_csv(csv_paths, icfg["split_ratio"], icfg["split_seed"], icfg["stratify"], limit)
-    return from_idx(data_dir or dataset_folder(dataset, dataset_info(cfg, dataset)["folder"]), limit)
+    return from_idx(data_dir or dataset_folder(dataset, dataset_info(cfg, dataset)["folder"]), limit,
+                    spill_dir=project_path(icfg["staging_dir"]))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from digitforge.core.progress import progress
-from digitforge.ingest.rows import RAW_COLUMNS, to_records
+from digitforge.ingest.rows import RAW_COLUMNS, chunks, to_records
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,18 @@ def check_raw_columns(session, keyspace: str, table: str) -> None:
                          "keyed by id; write it with --set ingest.writer=cql")
 
 
-def stage_records(records: np.ndarray, folder: Path, files: int) -> list[str]:
-    """Write the records as `files` files of consecutive rows under folder (created); returns their paths."""
+def stage_records(batch, folder: Path, files: int) -> list[str]:
+    """The batch's rows as `files` record files of consecutive rows under folder (created), built and written
+    a chunk at a time (rows.chunks: memory stays at one chunk however large the batch); returns their paths."""
     folder.mkdir(parents=True, exist_ok=False)
-    files = max(1, min(files, len(records)))
+    n = len(batch)
+    files = max(1, min(files, n))
     paths = []
     for k in range(files):
         path = folder / f"part-{k:05d}.rec"
-        records[k * len(records) // files:(k + 1) * len(records) // files].tofile(path)
+        with open(path, "wb") as f:
+            for ids, images, labels in chunks(batch, k * n // files, (k + 1) * n // files):
+                to_records(ids, images, labels).tofile(f)
         paths.append(str(path))
     return paths
 
@@ -104,7 +108,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     started = time.time()
     files, tables = [], []
     for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
-        paths = stage_records(to_records(b.ids, b.images, b.labels), folder / "rows" / b.table, partitions)
+        paths = stage_records(b, folder / "rows" / b.table, partitions)
         files += paths
         tables += [b.table] * len(paths)
     staged = time.time()

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from digitforge.ingest import cql_writer
-from digitforge.ingest.rows import to_records
 from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_records, write_sstables
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     started = time.time()
     files, tables = [], []
     for b in batches:
-        paths = stage_records(to_records(b.ids, b.images, b.labels), folder / "rows" / b.table, partitions)
+        paths = stage_records(b, folder / "rows" / b.table, partitions)
         files += paths
         tables += [b.table] * len(paths)
     staged = time.time()
