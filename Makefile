@@ -73,7 +73,10 @@ demo: schema
 
 # The single-node tests, then the ring's: the ring needs 127.0.0.1's ports, so the single node stops
 # first; the ring is stopped at the end whatever the result.
-test: schema airflow-env mlflow-env
+# The three set-ups run side by side (pip unpacking torch twice and the node starting overlap: minutes off a
+# fresh machine); their output is kept per target.
+test:
+	$(MAKE) -j3 --output-sync=target schema airflow-env mlflow-env
 	$(PY) -m pytest tests -m "not ring"
 	scripts/cassandra.sh down
 	$(MAKE) test-ring
