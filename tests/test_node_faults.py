@@ -104,6 +104,11 @@ def rows_arrived(drill: dict, table: str):
     return check
 
 
+def tail(proc) -> str:
+    """The end of a job's output: its own log lines (stdout under spark-submit) and the JVM's (stderr)."""
+    return proc.stdout[-3000:] + "\n--- stderr ---\n" + proc.stderr[-3000:]
+
+
 def one_error_line(proc) -> str:
     text = proc.stdout + proc.stderr
     assert "Traceback" not in text, text[-4000:]
@@ -121,7 +126,7 @@ def test_node_killed_mid_ingest_then_rerun_exact(drill):
            "--set", "ingest.writer=cql"]
     failed = kill_node_while(cmd, drill["env"], rows_arrived(drill, "raw_train"))
     restart_node()
-    assert failed.returncode == 3, failed.stderr[-4000:]
+    assert failed.returncode == 3, tail(failed)
     line = one_error_line(failed)
     assert ADDRESS in line
     rerun = last_json(run(cmd, env=drill["env"]).stdout)
@@ -164,7 +169,7 @@ def test_node_killed_mid_convert_leaves_earlier_snapshot_then_rerun_exact(small_
     train_done = re.compile(r"snapshot \S+/train: \d+ rows")
     failed = kill_node_while(cmd, drill["env"], lambda log: train_done.search(log) is not None)
     restart_node()
-    assert failed.returncode == 3, failed.stderr[-4000:]
+    assert failed.returncode == 3, tail(failed)
     line = one_error_line(failed)
     assert ADDRESS in line and "cassandra.hosts" in line
     versions = snapshot_versions(drill)
@@ -189,7 +194,7 @@ def test_node_killed_mid_predict_then_rerun_exact_without_duplicates(ingested):
            *drill["sets"]]
     failed = kill_node_while(cmd, drill["env"], rows_arrived(drill, "predictions"))
     restart_node()
-    assert failed.returncode == 3, failed.stderr[-4000:]
+    assert failed.returncode == 3, tail(failed)
     line = one_error_line(failed)
     assert ADDRESS in line and "cassandra.hosts" in line
     summary = last_json(run(cmd, env=drill["env"]).stdout)

@@ -26,10 +26,11 @@ log = logging.getLogger("digitforge.failure")
 JAVA_AUTH = re.compile(r"AuthenticationException|Authentication error on|Provided username \S+ and/or password are incorrect")
 JAVA_TLS = re.compile(r"SSLHandshakeException|PKIX path|unable to find valid certification path|SSLException")
 JAVA_UNAVAILABLE = re.compile(
-    r"AllNodesFailedException|NoNodeAvailableException|Could not reach any contact point|"
+    r"AllNodesFailedException|NoNodeAvailableException|NodeUnavailableException|Could not reach any contact point|"
     r"Failed to open native connection|ClosedConnectionException|Connection has been closed|HeartbeatException|"
-    r"(Read|Write)TimeoutException|UnavailableException|DriverTimeoutException|Query timed out|"
-    r"Connection refused")
+    r"ConnectionInitException|BusyConnectionException|BootstrappingException|OverloadedException|"
+    r"(Read|Write)(Timeout|Failure)Exception|UnavailableException|DriverTimeoutException|Query timed out|"
+    r"ClosedChannelException|Connection refused|Connection reset by peer|Broken pipe")
 
 
 def first_line_matching(text: str, pattern: re.Pattern) -> str:
