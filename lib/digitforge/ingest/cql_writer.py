@@ -6,7 +6,7 @@ from pathlib import Path
 
 from digitforge.core.progress import progress
 from digitforge.core.spark import CASSANDRA_FORMAT
-from digitforge.ingest.rows import ROW_SCHEMA, chunks, to_arrow
+from digitforge.ingest.rows import ROW_SCHEMA, chunks, file_ranges, to_arrow
 
 
 def stage(batch, folder: Path, files: int) -> Path:
@@ -15,11 +15,9 @@ def stage(batch, folder: Path, files: int) -> Path:
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=False)
-    n = len(batch)
-    files = max(1, min(files, n))
-    for k in range(files):
+    for k, (start, stop) in enumerate(file_ranges(len(batch), files)):
         writer = None
-        for ids, images, labels in chunks(batch, k * n // files, (k + 1) * n // files):
+        for ids, images, labels in chunks(batch, start, stop):
             table = to_arrow(ids, images, labels)
             writer = writer or pq.ParquetWriter(folder / f"part-{k:05d}.parquet", table.schema, compression="none")
             writer.write_table(table)

@@ -15,6 +15,12 @@ ROW_SCHEMA = "id int, label int, pixels binary"
 CHUNK_ROWS = 65536
 
 
+def file_ranges(n: int, files: int) -> list[tuple[int, int]]:
+    """(start, stop) of `files` runs of consecutive rows out of n, never an empty one (at most n files)."""
+    files = max(1, min(files, n))
+    return [(k * n // files, (k + 1) * n // files) for k in range(files)]
+
+
 def chunks(batch, start: int = 0, stop: int | None = None, rows: int | None = None):
     """(ids, images, labels) of batch rows start..stop, `rows` at a time. The pages of file-mapped images
     (ingest/idx.py) read for a chunk are given back after it, so RSS does not grow with the batch."""

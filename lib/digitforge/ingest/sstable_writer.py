@@ -15,10 +15,8 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from digitforge.core.progress import progress
-from digitforge.ingest.rows import RAW_COLUMNS, chunks, to_records
+from digitforge.ingest.rows import RAW_COLUMNS, chunks, file_ranges, to_records
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +53,25 @@ def stage_records(batch, folder: Path, files: int) -> list[str]:
     """The batch's rows as `files` record files of consecutive rows under folder (created), built and written
     a chunk at a time (rows.chunks: memory stays at one chunk however large the batch); returns their paths."""
     folder.mkdir(parents=True, exist_ok=False)
-    n = len(batch)
-    files = max(1, min(files, n))
     paths = []
-    for k in range(files):
+    for k, (start, stop) in enumerate(file_ranges(len(batch), files)):
         path = folder / f"part-{k:05d}.rec"
         with open(path, "wb") as f:
-            for ids, images, labels in chunks(batch, k * n // files, (k + 1) * n // files):
+            for ids, images, labels in chunks(batch, start, stop):
                 to_records(ids, images, labels).tofile(f)
         paths.append(str(path))
     return paths
+
+
+def stage_batches(batches: list, folder: Path, partitions: int, keyspace: str) -> tuple[list[str], list[str]]:
+    """Every batch staged as `partitions` record files under folder/rows/<table>: (the files, each file's table),
+    what write_sstables takes. Shared by the sstable and stream writers."""
+    files, tables = [], []
+    for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
+        paths = stage_records(b, folder / "rows" / b.table, partitions)
+        files += paths
+        tables += [b.table] * len(paths)
+    return files, tables
 
 
 def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, out_root, cassandra_jars) -> list[str]:
@@ -106,11 +113,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     from digitforge.core.config import project_path
 
     started = time.time()
-    files, tables = [], []
-    for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
-        paths = stage_records(b, folder / "rows" / b.table, partitions)
-        files += paths
-        tables += [b.table] * len(paths)
+    files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
     folders = write_sstables(spark, files, tables, keyspace, folder / "sstables",
                              project_path(cfg["ingest"]["cassandra_jars"]))

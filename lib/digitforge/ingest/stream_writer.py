@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from digitforge.ingest import cql_writer
-from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_records, write_sstables
+from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_batches, write_sstables
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     `land` (which counts the tables and, for --replace, deletes stale rows only after every table is in).
     Returns what `land` returns."""
     started = time.time()
-    files, tables = [], []
-    for b in batches:
-        paths = stage_records(b, folder / "rows" / b.table, partitions)
-        files += paths
-        tables += [b.table] * len(paths)
+    files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
     folders = write_sstables(spark, files, tables, keyspace, folder / "sstables", _jars(cfg))
     written = time.time()
