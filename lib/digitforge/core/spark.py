@@ -28,15 +28,16 @@ def read_profile(name: str) -> dict[str, str]:
     return conf
 
 
-def get_spark(app_name: str, cfg: dict | None = None):
-    """The job's SparkSession (the profile and connector jars applied when not under spark-submit), pointed at
-    cfg's Cassandra cluster (core/connection.connector_conf)."""
+def get_spark(app_name: str, cfg: dict | None = None, profile_overrides: dict | None = None):
+    """The job's SparkSession (the profile, with profile_overrides, and connector jars applied when not under
+    spark-submit), pointed at cfg's Cassandra cluster (core/connection.connector_conf)."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        for key, value in read_profile(os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")).items():
+        profile = read_profile(os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")) | (profile_overrides or {})
+        for key, value in profile.items():
             builder = builder.config(key, value)
         builder = builder.config("spark.jars", ",".join(connector_jars()))
     if cfg is not None:  # the cluster, DC, consistency, credentials and TLS: the same as the driver's
