@@ -67,23 +67,26 @@ def counts_on_every_node(s, keyspace: str, table: str) -> dict[str, int]:
     return out
 
 
-def execute_on(s, stmt, host, attempts: int = 6):
-    """stmt coordinated by host. On 2 busy cores (a ring just after streaming and compaction) the driver
-    can mark a node down for a missed heartbeat while the node itself is UN; the driver then refuses
-    host-targeted requests until it has reconnected, so wait for that instead of failing the count."""
+def execute_on(s, stmt, host=None, attempts: int = 6, pause_s: float = 10):
+    """stmt (coordinated by host, when given), asked again when it fails for time or availability. On 2 busy
+    cores (a ring just after streaming, compaction, or a killed node's return with hints replaying) a read can
+    time out with no replica answering, and the driver can mark a node down for a missed heartbeat while the
+    node itself is UN, refusing host-targeted requests until it has reconnected: wait for that instead of
+    failing the count."""
     import time
 
+    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
     from cassandra.cluster import NoHostAvailable
 
     for attempt in range(attempts):
         try:
             return s.execute(stmt, host=host, timeout=120)
-        except NoHostAvailable:
+        except (NoHostAvailable, OperationTimedOut, ReadFailure, ReadTimeout, Unavailable):
             if attempt == attempts - 1:
                 raise
-            if not host.is_up:
+            if host is not None and not host.is_up:
                 s.cluster.on_up(host)  # reconnect now rather than after the driver's back-off
-            time.sleep(5)
+            time.sleep(pause_s)
 
 
 pytestmark = pytest.mark.ring

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import fake_result, kill_while, last_json, run, write_idx
-from test_ring import ADDRESSES, ENV, HOSTS, RING, SUBMIT, ring, ring_cfg, ring_keyspaces  # noqa: F401 - fixtures
+from test_ring import ADDRESSES, ENV, HOSTS, RING, SUBMIT, execute_on, ring, ring_cfg, ring_keyspaces  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.ring, pytest.mark.faults]
 N_TRAIN, N_TEST = 20000, 2000
@@ -33,27 +33,16 @@ def ingest_cmd(data, ks: str, *flags: str) -> list[str]:
     return [SUBMIT, "ingest", "--data-dir", str(data), "--keyspace", ks, *HOSTS, *flags]
 
 
-def quorum_count(ks: str, table: str, attempts: int = 6) -> int:
-    """count(*) at LOCAL_QUORUM. Just after the killed node is back (hints replaying, compaction, 2 busy
-    cores) a range read can time out with no replica answering, and the driver can still have the node down:
-    a read that fails for time or availability is asked again rather than failing the count."""
-    import time
-
-    from cassandra import ConsistencyLevel, OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
-    from cassandra.cluster import NoHostAvailable
+def quorum_count(ks: str, table: str) -> int:
+    """count(*) at LOCAL_QUORUM, asked again while the ring settles after the killed node's return."""
+    from cassandra import ConsistencyLevel
     from cassandra.query import SimpleStatement
 
     from digitforge.core import connection
 
     stmt = SimpleStatement(f"SELECT count(*) FROM {ks}.{table}", consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     with connection.session(ring_cfg()) as s:
-        for attempt in range(attempts):
-            try:
-                return s.execute(stmt, timeout=120).one()[0]
-            except (NoHostAvailable, OperationTimedOut, ReadFailure, ReadTimeout, Unavailable):
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(10)
+        return execute_on(s, stmt).one()[0]
 
 
 def bring_back_killed_node():

@@ -25,21 +25,27 @@ from digitforge.core.images import COLS, NUM_CLASSES, ROWS
 
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
+GZIP_MAGIC = b"\x1f\x8b"  # gzipped or not is told by the content, whatever the file's name
+GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def bad_gzip(path: Path, e: Exception) -> InputError:
+    return InputError(path, f"corrupt or truncated gzip data ({e})")
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
+    """The file's bytes, gunzipped when it starts with the gzip magic (small files: labels, CSVs)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     raw = path.read_bytes()
     if not raw:
         raise InputError(path, "file is empty")
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise InputError(path, f"corrupt or truncated gzip data ({e})") from None
+        except GZIP_ERRORS as e:
+            raise bad_gzip(path, e) from None
     return raw
 
 
@@ -88,7 +94,7 @@ class _uncompressed:
         if not self.path.is_file():
             raise InputError(self.path, "file not found")
         self.f = open(self.path, "rb")
-        if self.f.read(2) != b"\x1f\x8b":
+        if self.f.read(2) != GZIP_MAGIC:
             self.f.seek(0)
             return self.f
         self.f.seek(0)
@@ -98,10 +104,10 @@ class _uncompressed:
         try:
             with gzip.GzipFile(fileobj=self.f) as gz:
                 shutil.copyfileobj(gz, spill, 16 << 20)
-        except (EOFError, OSError, zlib.error) as e:
+        except GZIP_ERRORS as e:
             spill.close()
             self.f.close()
-            raise InputError(self.path, f"corrupt or truncated gzip data ({e})") from None
+            raise bad_gzip(self.path, e) from None
         self.f.close()
         self.f = spill
         spill.seek(0)

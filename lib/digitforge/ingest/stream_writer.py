@@ -78,8 +78,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
         try:
             sent.extend(stream_folders(spark, cfg, folders))
         except BulkLoadError as e:
-            down = nodes_down(cfg)
-            problem = "no node is down" if not down else _unwritable(cfg, keyspace, down)
+            down, problem = stream_failure(cfg, keyspace)
             if problem:
                 raise BulkLoadError(f"{e} ({problem})") from None
             log.warning("%s: a replica went away mid-stream (%s: storage port %s does not answer); the live "
@@ -98,22 +97,17 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     return reports
 
 
-def nodes_down(cfg: dict) -> list[str]:
-    """The nodes of cassandra.local_dc whose storage port (what the loader streams to) does not answer now."""
+def stream_failure(cfg: dict, keyspace: str) -> tuple[list[str], str | None]:
+    """After a failed stream, asked through one session: the nodes of cassandra.local_dc whose storage port
+    (what the loader streams to) does not answer now, and why the keyspace cannot be written without them
+    (None: the live replicas still satisfy the consistency level)."""
     from digitforge.core.connection import session
+    from digitforge.core.replication import writable_without
     from digitforge.ingest.writer_choice import nodes, port_answers
 
     with session(cfg) as s:
-        addresses = nodes(cfg, s)
-    return [a for a in addresses if not port_answers(a, int(cfg["cassandra"]["storage_port"]))]
-
-
-def _unwritable(cfg: dict, keyspace: str, down: list[str]) -> str | None:
-    from digitforge.core.connection import session
-    from digitforge.core.replication import writable_without
-
-    with session(cfg) as s:
-        return writable_without(s, keyspace, cfg, down)
+        down = [a for a in nodes(cfg, s) if not port_answers(a, int(cfg["cassandra"]["storage_port"]))]
+        return down, ("no node is down" if not down else writable_without(s, keyspace, cfg, down))
 
 
 def _jars(cfg: dict) -> Path:

@@ -76,6 +76,7 @@ public final class SSTableStreamBridge {
         List<SSTableLoader> loaders = new ArrayList<>();
         List<Tally> tallies = new ArrayList<>();
         List<Integer> sstables = new ArrayList<>();
+        List<String> keyspaces = new ArrayList<>();  // each folder's: the name of its parent
         DatabaseDescriptor.clientInitialization(false);  // client mode (as the writer); before StreamManager starts
         LoaderOptions options = options(folders.get(0), target);
         throttle(options);
@@ -86,6 +87,7 @@ public final class SSTableStreamBridge {
                 java.io.File dir = new java.io.File(folder);
                 if (!dir.isDirectory()) throw new IOException(folder + ": no such folder of SSTables");
                 String keyspace = dir.getParentFile().getName();
+                keyspaces.add(keyspace);
                 String[] data = dir.list((d, name) -> name.endsWith("-Data.db"));
                 sstables.add(data == null ? 0 : data.length);
                 SSTableLoader.Client ring = rings.get(keyspace);
@@ -100,14 +102,13 @@ public final class SSTableStreamBridge {
             for (int i = 0; i < loaders.size(); i++) {
                 Tally tally = new Tally(folders.get(i));
                 tallies.add(tally);
-                SSTableLoader.Client ring = rings.get(new java.io.File(folders.get(i)).getParentFile().getName());
+                SSTableLoader.Client ring = rings.get(keyspaces.get(i));
                 futures.add(tally.future = loaders.get(i).stream(ignored(ring, target.get("ignore")), tally));
             }
             List<Map<String, long[]>> sent = new ArrayList<>();
             for (int i = 0; i < futures.size(); i++) {
                 String folder = folders.get(i);
-                java.io.File dir = new java.io.File(folder);
-                String table = dir.getParentFile().getName() + "." + dir.getName();
+                String table = keyspaces.get(i) + "." + new java.io.File(folder).getName();
                 try {
                     futures.get(i).get();
                 } catch (Exception e) {
