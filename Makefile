@@ -83,7 +83,7 @@ demo: schema class-archive
 # The three set-ups run side by side (pip unpacking torch twice and the node starting overlap: minutes off a
 # fresh machine); their output is kept per target.
 test:
-	$(MAKE) -j3 --output-sync=target schema class-archive airflow-env mlflow-env
+	$(MAKE) -j3 --output-sync=target schema class-archive airflow-env mlflow-env s3-env
 	$(PY) -m pytest tests -m "not ring"
 	scripts/cassandra.sh down
 	$(MAKE) test-ring
@@ -93,16 +93,19 @@ test-ring: setup jars class-archive
 	scripts/ring.sh up
 	status=0; $(PY) -m pytest tests -m ring || status=$$?; scripts/ring.sh down; exit $$status
 
-unit: setup airflow-env mlflow-env
+unit: setup airflow-env mlflow-env s3-env
 	$(PY) -m pytest tests -m "not integration and not ring"
 
-# Side venvs, each with pins that clash with the jobs': Apache Airflow (tests load the nightly DAG in it) and
-# MLflow (no digitforge, no Spark: tests load an exported model in it). One recipe; CHECK_<name> proves the install.
-.PHONY: airflow-env mlflow-env
+# Side venvs, each with pins that clash with the jobs': Apache Airflow (tests load the nightly DAG in it),
+# MLflow (no digitforge, no Spark: tests load an exported model in it) and moto (the S3-compatible server the
+# storage tests start). One recipe; CHECK_<name> proves the install.
+.PHONY: airflow-env mlflow-env s3-env
 airflow-env: .venv-airflow/.installed
 mlflow-env: .venv-mlflow/.installed
+s3-env: .venv-s3/.installed
 CHECK_airflow := import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)
 CHECK_mlflow  := import mlflow, torch; print('mlflow', mlflow.__version__, 'torch', torch.__version__)
+CHECK_s3      := import moto.server; print('moto', moto.__version__)
 .venv-%/.installed: requirements-%.txt
 	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
 	.venv-$*/bin/python -m pip install -q -r $<

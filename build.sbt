@@ -3,6 +3,9 @@
 //                                          Maven Central has no 3.5.x assembly jar, so the pieces are staged)
 //   cassandraJars -> build/jars/cassandra  a Cassandra 5.0 server and its dependencies (for `make cassandra-up`,
 //                                          and for writing SSTables in Spark executors)
+//   s3Jars        -> build/jars/s3         hadoop-aws at the Hadoop version pyspark ships, and its AWS SDK bundle: the
+//                                          s3a filesystem Spark writes snapshots with when a storage URL is s3://
+//                                          (added to spark.jars only then, core/spark.py)
 //   bulkWriter    -> build/jars/digitforge digitforge-bulk.jar (jvm/bulk): Spark tasks write SSTables for ingest
 //                                          and stream them to remote replicas (BulkLoader); compiled against the
 //                                          venv's pyspark jars (`make setup` first)
@@ -46,6 +49,17 @@ lazy val cassandraJars = (project in file("build/sbt/cassandra"))
   .settings(stageSettings("cassandra"))
   .settings(
     libraryDependencies += "org.apache.cassandra" % "cassandra-all" % cassandraVersion
+  )
+
+// Spark 3.5's pyspark ships hadoop-client-api/runtime 3.3.4: hadoop-aws must be the same version (its
+// hadoop-common is `provided`, so only the AWS SDK bundle comes with it).
+val hadoopVersion = "3.3.4"
+
+lazy val s3Jars = (project in file("build/sbt/s3"))
+  .settings(stageSettings("s3"))
+  .settings(
+    libraryDependencies += ("org.apache.hadoop" % "hadoop-aws" % hadoopVersion)
+      .exclude("org.wildfly.openssl", "wildfly-openssl")
   )
 
 // The venv's pyspark jars: the same Spark the jobs run on, without a second download of Spark from Maven.
@@ -98,8 +112,8 @@ lazy val sqlServerJars = (project in file("build/sbt/sql-server"))
   )
 
 lazy val root = (project in file("."))
-  .aggregate(sparkJars, cassandraJars, bulkWriter, sqlServerJars)
+  .aggregate(sparkJars, cassandraJars, s3Jars, bulkWriter, sqlServerJars)
   .settings(
     publish / skip := true,
-    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage;bulkWriter/stage;sqlServerJars/stage")
+    addCommandAlias("stageJars", ";sparkJars/stage;cassandraJars/stage;s3Jars/stage;bulkWriter/stage;sqlServerJars/stage")
   )

@@ -202,7 +202,7 @@ def main() -> int:
     p.add_argument("--no-to-99", action="store_true", help="skip the preset's run to 99%% (seconds_to_99)")
     args = p.parse_args()
     cfg = config.resolve(args.set)
-    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), "mnist",
+    manifest = load_manifest(config.project_location(cfg["convert"]["snapshot_root"]), "mnist",
                              cfg["datasets"]["mnist"]["keyspace"], cfg["train"]["snapshot"])
     url = child_url(manifest["path"], "train")
     presets = args.preset or ["mnist-fast"]

@@ -13,6 +13,7 @@ import sys
 from digitforge.core import config, failures
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.core.storage import StorageError
 from digitforge.snapshot import convert
 from digitforge.snapshot.write import SnapshotError
 
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
     spark = get_spark(f"digitforge-convert-{name}", cfg)
     try:
         manifest = convert.take(spark, cfg, name, keyspace)
-    except SnapshotError as e:
+    except (SnapshotError, StorageError) as e:
         log.error("%s", e)
         log.error("a version without manifest.json is never read: earlier snapshots are as they were")
         return 2

@@ -18,6 +18,13 @@ profile=${DIGITFORGE_SPARK_PROFILE:-local}
 # The connector and its deps, and digitforge's own jar (ingest's SSTable writer).
 jars=$(ls "$root"/build/jars/spark/*.jar "$root"/build/jars/digitforge/*.jar 2>/dev/null | paste -sd, -)
 [[ -n $jars && -f $root/build/jars/digitforge/digitforge-bulk.jar ]] || { echo "jars not staged: run 'make jars'" >&2; exit 1; }
+# Spark's s3a filesystem (hadoop-aws and the AWS SDK, 280 MB) only for a job that names an s3:// location
+# in its flags, or with DIGITFORGE_SPARK_S3=1 (an s3:// root set in a preset or a cluster overlay).
+if [[ " $* " == *"s3://"* || " $* " == *"s3a://"* || -n ${DIGITFORGE_SPARK_S3:-} ]]; then
+  s3=$(ls "$root"/build/jars/s3/*.jar 2>/dev/null | paste -sd, -)
+  [[ -n $s3 ]] || { echo "s3 jars not staged: run 'make jars'" >&2; exit 1; }
+  jars=$jars,$s3
+fi
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
 export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$root/.venv/bin/python}
 export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}

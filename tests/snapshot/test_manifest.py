@@ -1,6 +1,7 @@
 """Snapshots are found per keyspace as well as per dataset: two keyspaces never share a `latest`. Pure:
 manifests in a temporary folder."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +9,7 @@ from digitforge.snapshot.manifest import load_manifest, snapshot_folder
 
 
 def manifest(root, keyspace, dataset, version, legacy=False):
-    folder = (root / dataset if legacy else snapshot_folder(root, keyspace, dataset)) / version
+    folder = (root / dataset if legacy else Path(snapshot_folder(root, keyspace, dataset))) / version
     folder.mkdir(parents=True)
     m = {"dataset": dataset, "version": version, "path": str(folder), "source": {"keyspace": keyspace}}
     (folder / "manifest.json").write_text(json.dumps(m))

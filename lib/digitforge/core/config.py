@@ -115,10 +115,14 @@ def validate(cfg: dict) -> dict:
 
     from digitforge.core.schema import Config
 
+    from digitforge.core import storage
+
     try:
-        return Config.model_validate(cfg).model_dump()
+        valid = Config.model_validate(cfg).model_dump()
     except ValidationError as e:
         raise ConfigError("; ".join(_describe(err, Config) for err in e.errors())) from None
+    storage.configure(valid)  # this process's s3:// locations use this config's endpoint and region
+    return valid
 
 
 def _describe(err: dict, schema) -> str:
@@ -169,6 +173,13 @@ def project_path(p: str | Path) -> Path:
     """Relative paths in the config are relative to the project root."""
     p = Path(p)
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def project_location(p: str | Path) -> str:
+    """A stored-data location from the config: a URL as it is, a relative path under the project root."""
+    from digitforge.core.storage import is_url
+
+    return str(p) if is_url(p) else str(project_path(p))
 
 
 def use_keyspace(cfg: dict, dataset: str, keyspace: str | None) -> dict:

@@ -148,6 +148,13 @@ class ReportConfig(Section):
     misclassified: int = Field(ge=0)
 
 
+class StorageConfig(Section):
+    """storage: the S3 endpoint and region of s3:// locations (credentials never: they come from the
+    environment, a profile or an instance role)."""
+    s3_endpoint: Optional[str] = None
+    s3_region: str = Field(default="us-east-1", min_length=1)
+
+
 class Config(Section):
     """The whole resolved config (conf/defaults.yaml + presets + --set + flags)."""
     cassandra: CassandraConfig
@@ -159,3 +166,4 @@ class Config(Section):
     predict: PredictConfig
     retrain: RetrainConfig
     report: ReportConfig
+    storage: StorageConfig = Field(default_factory=StorageConfig)  # configs stored before it existed have none

@@ -17,6 +17,14 @@ def connector_jars() -> list[str]:
     return jars[0] + jars[1]
 
 
+def s3_jars() -> list[str]:
+    """hadoop-aws and the AWS SDK (build/jars/s3): Spark's s3a filesystem, for s3:// storage locations."""
+    jars = sorted(str(p) for p in (PROJECT_ROOT / "build" / "jars" / "s3").glob("*.jar"))
+    if not jars:
+        raise RuntimeError("s3 jars not staged: run `make jars`")
+    return jars
+
+
 def read_profile(name: str) -> dict[str, str]:
     """The settings of conf/spark/<name>.conf (`key value` lines, @ROOT@ filled in)."""
     conf = {}
@@ -33,22 +41,27 @@ def get_spark(app_name: str, cfg: dict | None = None, profile_overrides: dict | 
     spark-submit), pointed at cfg's Cassandra cluster (core/connection.connector_conf)."""
     from pyspark.sql import SparkSession
 
+    from digitforge.core.storage import spark_conf
+
     builder = SparkSession.builder.appName(app_name)
+    storage_conf = spark_conf(cfg) if cfg is not None else {}
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         profile = read_profile(os.environ.get("DIGITFORGE_SPARK_PROFILE", "local")) | (profile_overrides or {})
         for key, value in profile.items():
             builder = builder.config(key, value)
-        builder = builder.config("spark.jars", ",".join(connector_jars()))
+        builder = builder.config("spark.jars", ",".join(connector_jars() + (s3_jars() if storage_conf else [])))
     if cfg is not None:  # the cluster, DC, consistency, credentials and TLS: the same as the driver's
         from digitforge.core.connection import connector_conf
 
-        for key, value in connector_conf(cfg).items():
+        for key, value in (connector_conf(cfg) | storage_conf).items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if cfg is not None:  # a session that already existed (tests, notebooks) takes them at run time
         for key, value in connector_conf(cfg).items():
             spark.conf.set(key, value)
+        for key, value in storage_conf.items():  # Hadoop's settings live in the context's Hadoop conf
+            spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
     return spark
 
 

@@ -11,9 +11,9 @@ import json
 import logging
 from pathlib import Path
 
+from digitforge.core import storage
 from digitforge.core.config import dataset_info, project_path
 from digitforge.core.images import NUM_CLASSES
-from digitforge.core.storage import local_path
 from digitforge.inference.scoring import score_model
 from digitforge.registry import artifacts
 from digitforge.report.inputs import ReportInputs
@@ -35,8 +35,12 @@ def manifest_of(lineage: dict) -> dict | None:
     path = (lineage or {}).get("snapshot")
     if not path:
         return None
-    manifest = Path(local_path(path)) / "manifest.json"
-    return json.loads(manifest.read_text()) if manifest.is_file() else None
+    manifest = storage.join(path, "manifest.json")
+    try:
+        return json.loads(storage.read_text(manifest)) if storage.exists(manifest) else None
+    except (OSError, ValueError) as e:  # storage gone or unreadable: the report goes on without it
+        log.warning("snapshot manifest %s unreadable (%s)", manifest, e)
+        return None
 
 
 def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> LabelledRows | None:

@@ -52,13 +52,13 @@ def read_raw_table(spark, keyspace: str, table: str):
 
 def take(spark, cfg: dict, dataset: str, keyspace: str) -> dict:
     """A fresh snapshot of a keyspace's raw_train and raw_test (the convert and retrain jobs)."""
-    from digitforge.core.config import project_path
+    from digitforge.core.config import project_location
     from digitforge.core.errors import input_error_in
 
     cc = cfg["convert"]
     splits = {"train": read_raw_table(spark, keyspace, "raw_train"), "test": read_raw_table(spark, keyspace, "raw_test")}
     try:
-        return write_snapshot(spark, splits, project_path(cc["snapshot_root"]), dataset,
+        return write_snapshot(spark, splits, project_location(cc["snapshot_root"]), dataset,
                               source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
                               files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
     except Exception as e:  # a bad row of an original-demo table fails its Spark task

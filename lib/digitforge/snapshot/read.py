@@ -10,7 +10,7 @@ import numpy as np
 
 from digitforge.core.connection import session
 from digitforge.core.images import NUM_CLASSES, PIXELS, SHAPE
-from digitforge.core.storage import child_url, local_path
+from digitforge.core import storage
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def from_snapshot(manifest: dict, split: str = "test") -> LabelledRows:
     """The split of a snapshot (its manifest), read with pyarrow, sorted by id."""
     import pyarrow.parquet as pq
 
-    path = local_path(child_url(manifest["path"], split))
-    table = pq.read_table(path, columns=["id", "label", "pixels"])
+    fs, path = storage.filesystem(storage.join(manifest["path"], split), "convert.snapshot_root")
+    table = pq.read_table(path, columns=["id", "label", "pixels"], filesystem=fs)
     rows = _labelled_rows(table.column("id").to_pylist(), table.column("label").to_pylist(),
                     table.column("pixels").to_pylist(), f"snapshot {manifest['version']}/{split}")
     if len(rows) != manifest["rows"][split]:
@@ -65,5 +65,6 @@ def label_counts(manifest: dict, split: str, num_classes: int = NUM_CLASSES) -> 
     """Images per label in a snapshot split (reads only the label column)."""
     import pyarrow.parquet as pq
 
-    labels = pq.read_table(local_path(child_url(manifest["path"], split)), columns=["label"]).column("label")
+    fs, path = storage.filesystem(storage.join(manifest["path"], split), "convert.snapshot_root")
+    labels = pq.read_table(path, columns=["label"], filesystem=fs).column("label")
     return np.bincount(np.asarray(labels.drop_null()), minlength=num_classes)[:num_classes].tolist()

@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from digitforge.core import storage
 from digitforge.core.images import PIXELS
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,10 @@ def decode(batch) -> tuple[np.ndarray, np.ndarray]:
 
 def row_groups(url: str) -> int:
     """Parquet row groups of a snapshot split: Petastorm's unit of sharding."""
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    fs, path = pafs.FileSystem.from_uri(url)
-    files = [i.path for i in fs.get_file_info(pafs.FileSelector(path)) if i.path.endswith(".parquet")]
+    fs = storage.filesystem(url, "convert.snapshot_root")[0]
+    files = storage.files_under(url, ".parquet", "convert.snapshot_root")
     return sum(pq.ParquetFile(fs.open_input_file(f)).metadata.num_row_groups for f in files)
 
 
@@ -51,7 +51,7 @@ def read_shard(url: str, cur_shard: int, shard_count: int, workers: int = 2) -> 
 
     pixels, labels = [], []
     with make_batch_reader(url, schema_fields=["label", "pixels"], cur_shard=cur_shard, shard_count=shard_count,
-                           num_epochs=1, shuffle_row_groups=False, workers_count=workers,
+                           filesystem=storage.petastorm_filesystem(url), num_epochs=1, shuffle_row_groups=False, workers_count=workers,
                            reader_pool_type="thread") as reader:
         for batch in reader:
             px, lb = decode(batch)
@@ -103,7 +103,7 @@ def stream_batches(url: str, cur_shard: int, shard_count: int, batch_size: int, 
     rng = np.random.default_rng(seed)
     px_buf, lb_buf = np.empty((0, PIXELS), np.uint8), np.empty((0,), np.int64)
     with make_batch_reader(url, schema_fields=["label", "pixels"], cur_shard=cur_shard, shard_count=shard_count,
-                           num_epochs=None, shuffle_row_groups=True, seed=seed, workers_count=workers,
+                           filesystem=storage.petastorm_filesystem(url), num_epochs=None, shuffle_row_groups=True, seed=seed, workers_count=workers,
                            reader_pool_type="thread") as reader:
         for batch in reader:
             px, lb = decode(batch)

@@ -7,17 +7,14 @@ convert leaves earlier snapshots as they were.
 """
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 
+from digitforge.core import storage
 from digitforge.core.clock import now_iso, stamp
 from digitforge.core.progress import progress
-from digitforge.core.storage import is_url, to_url
 
 
 log = logging.getLogger(__name__)
@@ -36,24 +33,29 @@ def unischema():
     ])
 
 
-def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: dict,
+def write_snapshot(spark, splits: dict, root, dataset: str, source: dict,
                    files_per_split: int = 8, row_group_size_mb: int = 2) -> dict:
     """Write each split DataFrame as a Petastorm dataset; return the manifest. source["keyspace"] (the
     keyspace the rows came from) places the snapshot: each keyspace has its own versions of a dataset."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
-    from digitforge.snapshot.manifest import snapshot_folder
+    from digitforge.snapshot.manifest import SETTING, snapshot_folder, write_manifest
 
+    storage.check_reachable(root, SETTING)  # an unknown scheme or unreachable storage: before any Spark work
     version = stamp()
-    base = snapshot_folder(root, source["keyspace"], dataset) / version
+    base = storage.join(snapshot_folder(root, source["keyspace"], dataset), version)
     schema = unischema()
     counts = {}
     started = time.time()
     try:
         for split, df in progress(list(splits.items()), desc=f"snapshot {version}", unit="split"):
-            url = to_url(base / split)
+            url = storage.child_url(base, split)
+            # Petastorm's metadata goes through the readers' filesystem (its own resolver knows no S3
+            # endpoint); the filesystem object travels to the executors pickled.
+            fs = storage.petastorm_filesystem(url)
             # At least files_per_split row groups, so that many ranks each get a shard.
-            with materialize_dataset(spark, url, schema, row_group_size_mb):
+            with materialize_dataset(spark, url, schema, row_group_size_mb,
+                                     filesystem_factory=None if fs is None else lambda: fs):
                 df.repartition(files_per_split).write.mode("overwrite").parquet(url)
             counts[split] = spark.read.parquet(url).count()
             log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
@@ -62,15 +64,14 @@ def write_snapshot(spark, splits: dict, root: str | Path, dataset: str, source: 
             raise SnapshotError(f"{source['keyspace']}.{source['tables'][empty[0]]} is empty: ingest the dataset first")
     except Exception:
         # Without manifest.json the version is never read; remove the partial files too.
-        if not is_url(root):
-            shutil.rmtree(base, ignore_errors=True)
+        storage.delete_folder(base)
         raise
     manifest = {
         "dataset": dataset, "version": version, "created": now_iso(),
-        "path": str(base), "rows": counts, "source": source, "files_per_split": files_per_split,
+        "path": base, "rows": counts, "source": source, "files_per_split": files_per_split,
         "seconds": round(time.time() - started, 2),
     }
-    (base / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_manifest(manifest)
     return manifest
 
 

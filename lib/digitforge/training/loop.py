@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from digitforge.core import storage
 from digitforge.core.images import NUM_CLASSES
 from digitforge.core.logs import setup_logging
 from digitforge.core.metrics import stored_per_class
@@ -95,6 +96,7 @@ def train_fn(config: dict, manifest: dict) -> dict:
     """Runs on every rank. Returns the same dict on every rank (TorchDistributor in local mode returns
     whichever rank finished last): weights, optimizer state, metrics, history."""
     setup_logging()
+    storage.configure(config)  # a rank is a fresh process: the snapshot's s3:// endpoint comes with the config
     tc = config["train"]
     device, backend = setup_device(tc)
     dist.init_process_group(backend)

@@ -94,7 +94,7 @@ def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
     if tc["checkpoint_dir"]:
         tc["checkpoint_dir"] = str(config.project_path(tc["checkpoint_dir"]))  # ranks run in other folders
     keyspace = config.dataset_info(cfg, tc["dataset"])["keyspace"]
-    manifest = load_manifest(config.project_path(cfg["convert"]["snapshot_root"]), tc["dataset"], keyspace,
+    manifest = load_manifest(config.project_location(cfg["convert"]["snapshot_root"]), tc["dataset"], keyspace,
                              tc["snapshot"])
     ranks = world_size or int(tc["num_processes"])
     for split in ("train", "test"):
