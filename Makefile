@@ -11,7 +11,7 @@ DATASET   ?= mnist
 KEYSPACE  ?=
 KS_FLAG   := $(if $(KEYSPACE),--keyspace $(KEYSPACE))
 
-.PHONY: setup jars cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
+.PHONY: setup jars dist cassandra-up cassandra-down cassandra-status schema demo test unit bench-ingest bench-train clean \
         spark-cluster-up spark-cluster-down spark-cluster-status train-cluster sql-server-up sql-server-down sql-server-status \
         ring-up ring-down ring-status ring-wait test-ring bench-ingest-ring
 
@@ -43,6 +43,32 @@ build/jars/.staged: build.sbt project/build.properties $(SBT_JAR) .venv/.install
 class-archive: build/cds/spark-local.jsa
 build/cds/spark-local.jsa: build/jars/.staged lib/digitforge/core/class_archive.py
 	$(PY) -m digitforge.core.class_archive $@
+
+# `make dist`: what executors that share nothing with this checkout run on. The project as a wheel (not
+# editable: venv-pack refuses those) and a fresh venv of the pinned requirements plus that wheel, packed by
+# venv-pack into var/dist/digitforge-env.tar.gz; scripts/submit.sh ships it as `--archives ...#environment`
+# (profiles with spark.archives) and executors run ./environment/bin/python. venv-pack leaves the
+# interpreter out: executors need the same Python at the same prefix (DIST_PYTHON_PREFIX to name another,
+# e.g. /usr/local for the Dockerfile's image). DIST_COMPRESS: gzip level (1 packs fastest).
+DIST_ENV := var/dist/digitforge-env.tar.gz
+DIST_COMPRESS ?= 1
+DIST_PYTHON_PREFIX ?=
+.PHONY: dist
+dist: $(DIST_ENV)
+$(DIST_ENV): .venv/.installed requirements.txt requirements-nodeps.txt pyproject.toml $(shell find lib -name '*.py' -o -name '*.j2')
+	rm -rf var/dist/env var/dist/digitforge-*.whl
+	mkdir -p var/dist
+	$(PY) -m pip wheel -q --no-deps -w var/dist .
+	python3 -m venv var/dist/env
+	var/dist/env/bin/python -m pip install -q --upgrade pip
+	var/dist/env/bin/python -m pip install -q -r requirements.txt
+	var/dist/env/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt var/dist/digitforge-*.whl
+	cd /tmp && $(CURDIR)/var/dist/env/bin/python -c "import digitforge, torch, petastorm, pyspark; print('dist env: digitforge from', digitforge.__file__)"
+	$(PY) -m venv_pack -p var/dist/env -o $@.part --format tar.gz --compress-level $(DIST_COMPRESS) --force --quiet \
+	  $(if $(DIST_PYTHON_PREFIX),--python-prefix $(DIST_PYTHON_PREFIX))
+	mv $@.part $@
+	rm -rf var/dist/env
+	ls -l var/dist
 
 # SECURE=1 (`make cassandra-up SECURE=1`, `make ring-up SECURE=1`): password logins, TLS-only CQL and
 # JMX authentication, with keys and credentials made under var/secure (see README). Unset, a node keeps
@@ -83,7 +109,7 @@ demo: schema class-archive
 # The three set-ups run side by side (pip unpacking torch twice and the node starting overlap: minutes off a
 # fresh machine); their output is kept per target.
 test:
-	$(MAKE) -j3 --output-sync=target schema class-archive airflow-env mlflow-env s3-env
+	$(MAKE) -j3 --output-sync=target schema class-archive airflow-env mlflow-env s3-env dist
 	$(PY) -m pytest tests -m "not ring"
 	scripts/cassandra.sh down
 	$(MAKE) test-ring

@@ -16,7 +16,6 @@ Exit codes: 0 registered, 2 bad input, 3 training failed past its restarts or re
 import json
 import logging
 import sys
-from pathlib import Path
 
 from digitforge.core import failures
 from digitforge.core.config import dataset_info
@@ -61,7 +60,7 @@ def main(argv=None) -> int:
 
     tc["run_id"] = result["run_id"] or ""
     trained_on = lineage(manifest, code_version=code_version(), run_id=tc["run_id"])
-    run_dir = Path(tc["checkpoint_dir"]) / tc["run_id"] if tc["run_id"] else None
+    run_dir = checkpoints.run_folder(tc["checkpoint_dir"], tc["run_id"]) if tc["run_id"] else None
     if run_dir:  # what `digitforge registry register RUN_ID` needs, should registration fail now
         checkpoints.save_result(run_dir, result, trained_on, tc["comments"])
     try:

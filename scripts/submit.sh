@@ -5,11 +5,13 @@
 #   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
 #   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
 #   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
-# The package goes to the executors as var/dist/digitforge.zip (built here from lib/, --files), so
-# a cluster needs only the Python environment, not this checkout. Profiles for clusters that share
-# nothing with this host (yarn, k8s) run executors on a packed environment instead: spark.archives
-# @DIST@/digitforge-env.tar.gz#environment (make dist) or the image's; the zip stays as the fallback
-# on PYTHONPATH for profiles that ask for it. A profile's spark.files are shipped with the zip.
+# Profiles for clusters that share nothing with this host (yarn, standalone-dist; k8s through its image)
+# run executors on the packed environment of `make dist`: spark.archives
+# @DIST@/digitforge-env.tar.gz#environment, ./environment/bin/python, the package from its wheel. The
+# fallback, for workers that share this host's Python environment (local, standalone, gpu): the package
+# as var/dist/digitforge.zip (built here from lib/, --files) on PYTHONPATH. A profile's spark.files are
+# shipped too. The driver always runs here, on PYSPARK_DRIVER_PYTHON (spark.pyspark.python in a profile
+# names the executors' interpreter, which would otherwise win for the driver too).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 job=${1:?usage: scripts/submit.sh JOB [flags]}; shift
@@ -49,17 +51,21 @@ PY
 props=$root/var/dist/spark-$profile.conf
 # @ROOT@ and @DIST@ filled in; spark.files leaves the file for --files (the command line would
 # override it), merged with the zip.
-sed -e "s|@ROOT@|$root|g" -e "s|@DIST@|$root/var/dist|g" "$root/conf/spark/$profile.conf" \
+# DIGITFORGE_DIST_DIR: where `make dist` put the packed environment (var/dist).
+sed -e "s|@ROOT@|$root|g" -e "s|@DIST@|${DIGITFORGE_DIST_DIR:-$root/var/dist}|g" "$root/conf/spark/$profile.conf" \
   | grep -v '^spark\.files[[:space:]]' > "$props.$$" && mv "$props.$$" "$props"
-files=$zip
-extra=$(sed -n -e "s|@ROOT@|$root|g" -e 's/^spark\.files[[:space:]]\+//p' "$root/conf/spark/$profile.conf" | paste -sd, -)
-[[ -n $extra ]] && files=$files,$extra
-# A packed environment the profile ships must exist before anything is submitted.
+# A packed environment the profile ships must exist before anything is submitted; executors that run on
+# it get the package from its wheel, so the zip is not shipped then.
 archive=$(sed -n 's/^spark\.archives[[:space:]]\+//p' "$props" | cut -d'#' -f1)
 if [[ -n $archive && ! -f $archive ]]; then
   echo "profile $profile ships $archive, which does not exist: run 'make dist'" >&2
   [[ -n ${DIGITFORGE_SUBMIT_DRY_RUN:-} ]] || exit 2
 fi
+files=$([[ -n $archive ]] || echo "$zip")
+extra=$(sed -n -e "s|@ROOT@|$root|g" -e 's/^spark\.files[[:space:]]\+//p' "$root/conf/spark/$profile.conf" | paste -sd, -)
+[[ -n $extra ]] && files=${files:+$files,}$extra
+files_arg=()
+[[ -n $files ]] && files_arg=(--files "$files")
 master=()
 [[ -n ${DIGITFORGE_SPARK_MASTER:-} ]] && master=(--master "$DIGITFORGE_SPARK_MASTER")
 
@@ -68,6 +74,7 @@ launch=(exec)
 "${launch[@]}" "$root/.venv/bin/spark-submit" \
   --properties-file "$props" "${master[@]}" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties" \
+  --conf "spark.pyspark.driver.python=$PYSPARK_DRIVER_PYTHON" \
   --jars "$jars" \
-  --files "$files" \
+  "${files_arg[@]}" \
   "$root/jobs/$job.py" "$@"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,48 @@ def cql(cassandra_node):
         yield s, created
         for ks in created:
             s.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+
+
+MOTO = ROOT / ".venv-s3" / "bin" / "moto_server"
+BUCKET = "digitforge-it"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "digitforge-test", "AWS_SECRET_ACCESS_KEY": "digitforge-test"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server on a free 127.0.0.1 port with one bucket; the test credentials in this process's
+    environment (the jobs this module starts inherit them), as AWS clients expect them."""
+    assert MOTO.exists(), "no .venv-s3: run `make s3-env`"
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.3)
+        import pyarrow.fs as pafs
+
+        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
+                          allow_bucket_creation=True).create_dir(BUCKET)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -11,12 +11,12 @@ import yaml
 
 from conftest import ROOT
 
-PROFILES = ["local", "standalone", "gpu", "yarn", "k8s"]
+PROFILES = ["local", "standalone", "standalone-dist", "gpu", "yarn", "k8s"]
 ARCHIVE = ROOT / "var" / "dist" / "digitforge-env.tar.gz"
 
 
-def dry_run(profile: str, *args: str, dry: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITFORGE_SPARK")}
+def dry_run(profile: str, *args: str, dry: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITFORGE_SPARK")} | (env or {})
     env["DIGITFORGE_SPARK_PROFILE"] = profile
     if dry:
         env["DIGITFORGE_SUBMIT_DRY_RUN"] = "1"
@@ -46,10 +46,16 @@ def rendered(profile: str) -> tuple[dict, dict]:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_renders_a_complete_spark_submit_command(profile):
     options, props = rendered(profile)
-    assert {"--properties-file", "--jars", "--files", "--driver-java-options"} <= set(options)
+    assert {"--properties-file", "--jars", "--driver-java-options"} <= set(options)
     assert any("spark-cassandra-connector_" in j for j in options["--jars"].split(","))
-    shipped = options["--files"].split(",")
-    assert shipped[0] == str(ROOT / "var" / "dist" / "digitforge.zip") and all(os.path.isfile(f) for f in shipped)
+    assert options["--conf"] == f"spark.pyspark.driver.python={ROOT / '.venv' / 'bin' / 'python'}"  # the driver runs here
+    shipped = options.get("--files", "").split(",") if "--files" in options else []
+    assert all(os.path.isfile(f) for f in shipped)
+    zip_ = str(ROOT / "var" / "dist" / "digitforge.zip")
+    if "spark.archives" in props:  # executors on the packed environment take the package from its wheel
+        assert zip_ not in shipped and props["spark.pyspark.python"] == "./environment/bin/python"
+    elif "spark.kubernetes.container.image" not in props:
+        assert shipped[0] == zip_
     assert "spark.files" not in props  # merged into --files, which would override it
     assert props["spark.master"] and not any("@ROOT@" in v or "@DIST@" in v for v in props.values())
     for key in ("spark.kubernetes.driver.podTemplateFile", "spark.kubernetes.executor.podTemplateFile"):
@@ -93,7 +99,6 @@ def test_the_image_installs_the_environment_yarn_ships_on_the_venvs_python():
     assert version == "%d.%d.%d" % sys.version_info[:3]
 
 
-@pytest.mark.skipif(ARCHIVE.exists(), reason="the packed environment exists (make dist ran)")
-def test_a_profile_whose_archive_is_missing_stops_before_submitting():
-    proc = dry_run("yarn", dry=False)
+def test_a_profile_whose_archive_is_missing_stops_before_submitting(tmp_path):
+    proc = dry_run("yarn", dry=False, env={"DIGITFORGE_DIST_DIR": str(tmp_path)})  # no make dist there
     assert proc.returncode == 2 and "digitforge-env.tar.gz, which does not exist: run 'make dist'" in proc.stderr

@@ -30,15 +30,18 @@ CONN_ID = "digitforge_spark"
 DIST = ROOT / "var" / "dist"              # what scripts/submit.sh prepares: package zip, filled-in profile
 
 
+def profile_value(profile: str, name: str) -> str | None:
+    """A setting of a Spark profile (conf/spark/<profile>.conf), or None."""
+    for line in (ROOT / "conf" / "spark" / f"{profile}.conf").read_text().splitlines():
+        key, _, value = (line.strip() if line.startswith("spark.archives") else line.split("#", 1)[0].strip()).partition(" ")
+        if key == name:
+            return value.strip()
+    return None
+
+
 def profile_master(profile: str) -> str:
     """spark.master of a Spark profile, unless DIGITFORGE_SPARK_MASTER overrides it (as in submit.sh)."""
-    if os.environ.get("DIGITFORGE_SPARK_MASTER"):
-        return os.environ["DIGITFORGE_SPARK_MASTER"]
-    for line in (ROOT / "conf" / "spark" / f"{profile}.conf").read_text().splitlines():
-        key, _, value = line.split("#", 1)[0].strip().partition(" ")
-        if key == "spark.master":
-            return value.strip()
-    return "local[*]"
+    return os.environ.get("DIGITFORGE_SPARK_MASTER") or profile_value(profile, "spark.master") or "local[*]"
 
 
 # SparkSubmitHook always passes --master from an Airflow connection. This one carries the profile's
@@ -56,9 +59,11 @@ def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
         conn_id=CONN_ID,
         spark_binary=str(ROOT / ".venv" / "bin" / "spark-submit"),
         properties_file=str(DIST / f"spark-{PROFILE}.conf"),
-        conf={"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{ROOT}/conf/spark/log4j2.properties"},
+        conf={"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{ROOT}/conf/spark/log4j2.properties",
+              "spark.pyspark.driver.python": python},  # the driver runs here, whatever the executors run on
         jars=jars,
-        files=str(DIST / "digitforge.zip"),
+        # executors on the packed environment (a profile with spark.archives) take the package from its wheel
+        files=None if profile_value(PROFILE, "spark.archives") else str(DIST / "digitforge.zip"),
         application=str(ROOT / "jobs" / "retrain.py"),
         application_args=["--dataset", dataset],
         name=f"digitforge-retrain-{dataset}",

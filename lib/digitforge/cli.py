@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             import shlex
 
             from digitforge.training import tensorboard
-            root = configmod.project_path(cfg["train"]["checkpoint_dir"] or "")
+            root = configmod.project_location(cfg["train"]["checkpoint_dir"] or "")
             if not cfg["train"]["checkpoint_dir"]:
                 raise ValueError("train.checkpoint_dir is empty: runs write no checkpoints or TensorBoard events")
             print(shlex.join(tensorboard.command(root, args.run_id, args.port)))

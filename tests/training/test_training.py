@@ -81,6 +81,7 @@ def cluster(tmp_path_factory):
     assert not list((home / "pids").glob("*.pid"))
 
 
+@pytest.mark.cluster
 def test_training_across_two_executors_of_a_standalone_cluster(cluster, train_overrides, it_keyspace):
     proc = run([SUBMIT, "train", "--dataset", "mnist", "--architecture", "net", "--epochs", "2", "--no-local-mode",
                 *train_overrides], timeout=600,

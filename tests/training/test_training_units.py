@@ -3,6 +3,7 @@ the GPU discovery script."""
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -106,7 +107,7 @@ def test_checkpoints_keep_the_last_epochs_and_load_the_newest(tmp_path):
     model = build_model("mlp")
     weights = artifacts.weights_to_bytes(model.state_dict())
     opt = artifacts.optimizer_to_bytes(torch.optim.SGD(model.parameters(), lr=0.1).state_dict())
-    run = checkpoints.start_run(tmp_path, "r1", _cfg(architecture="mlp"))
+    run = Path(checkpoints.start_run(tmp_path, "r1", _cfg(architecture="mlp")))
     assert checkpoints.last_epoch(run) is None
     for epoch in (1, 2, 3):
         checkpoints.save(run, epoch, weights, opt, {"history": [{"epoch": e} for e in range(1, epoch + 1)]})
@@ -124,9 +125,9 @@ def test_find_run_picks_the_newest_run_of_the_dataset_and_architecture(tmp_path)
         run = checkpoints.start_run(tmp_path, run_id, _cfg(architecture=arch))
         checkpoints.save(run, 1, b"w", b"o", {"history": []})
     checkpoints.start_run(tmp_path, "d", _cfg(architecture="mlp"))  # no epoch yet: not resumable
-    assert checkpoints.find_run(tmp_path, "mnist", "mlp").name == "b"
-    assert checkpoints.find_run(tmp_path, "mnist", "net", "latest").name == "c"
-    assert checkpoints.find_run(tmp_path, "mnist", "net", "a").name == "a"
+    assert Path(checkpoints.find_run(tmp_path, "mnist", "mlp")).name == "b"
+    assert Path(checkpoints.find_run(tmp_path, "mnist", "net", "latest")).name == "c"
+    assert Path(checkpoints.find_run(tmp_path, "mnist", "net", "a")).name == "a"
     with pytest.raises(checkpoints.CheckpointError, match="no run 'zz'"):
         checkpoints.find_run(tmp_path, "mnist", "mlp", "zz")
     with pytest.raises(checkpoints.CheckpointError, match="'d'.*no complete epoch"):
@@ -139,8 +140,8 @@ def test_find_run_latest_stays_in_the_runs_keyspace(tmp_path):
     for run_id, ks in (("old", "mnist_digits"), ("new", "other_digits")):
         cfg = config.use_keyspace(_cfg(architecture="net"), "mnist", ks)
         checkpoints.save(checkpoints.start_run(tmp_path, run_id, cfg), 1, b"w", b"o", {"history": []})
-    assert checkpoints.find_run(tmp_path, "mnist", "net", keyspace="mnist_digits").name == "old"
-    assert checkpoints.find_run(tmp_path, "mnist", "net", keyspace="other_digits").name == "new"
+    assert Path(checkpoints.find_run(tmp_path, "mnist", "net", keyspace="mnist_digits")).name == "old"
+    assert Path(checkpoints.find_run(tmp_path, "mnist", "net", keyspace="other_digits")).name == "new"
     with pytest.raises(checkpoints.CheckpointError, match="in keyspace third_digits"):
         checkpoints.find_run(tmp_path, "mnist", "net", keyspace="third_digits")
 

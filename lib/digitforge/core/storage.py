@@ -146,29 +146,59 @@ def exists(location, setting: str = "the location") -> bool:
         raise _fail(location, setting, e) from None
 
 
-def read_text(location, setting: str = "the location") -> str:
+def read_bytes(location, setting: str = "the location") -> bytes:
     fs, path = filesystem(location, setting)
     try:
         with fs.open_input_stream(path) as f:
-            return f.read().decode()
+            return f.read()
     except FileNotFoundError:
         raise
     except OSError as e:
         raise _fail(location, setting, e) from None
 
 
-def write_text(location, text: str, setting: str = "the location") -> None:
-    """Write a small file whole. Local files are written under a temporary name and renamed, so readers
-    never see half a file; an object store's PUT is whole already."""
+def read_text(location, setting: str = "the location") -> str:
+    return read_bytes(location, setting).decode()
+
+
+def write_bytes(location, data: bytes, setting: str = "the location") -> None:
+    """Write a file whole. Local files are written under a temporary name and renamed, so readers never
+    see half a file; an object store's PUT is whole already."""
     fs, path = filesystem(location, setting)
-    parent = path.rsplit("/", 1)[0]
     try:
-        fs.create_dir(parent, recursive=True)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         tmp = f"{path}.{os.getpid()}.tmp" if scheme(location) == "file" else path
         with fs.open_output_stream(tmp) as f:
-            f.write(text.encode())
+            f.write(data)
         if tmp != path:
             fs.move(tmp, path)
+    except OSError as e:
+        raise _fail(location, setting, e) from None
+
+
+def write_text(location, text: str, setting: str = "the location") -> None:
+    write_bytes(location, text.encode(), setting)
+
+
+def write_folder(location, files: dict[str, bytes], setting: str = "the location") -> None:
+    """Replace the folder `location` by one holding `files` (name -> bytes). Locally the folder is written
+    under a temporary name and renamed; on an object store the files are PUT in place (the caller names a
+    complete folder only once it is written, e.g. a checkpoint's `latest`)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location, setting)
+    local = scheme(location) == "file"
+    target = f"{path}.tmp" if local else path
+    try:
+        for p in {target, path}:
+            if fs.get_file_info(p).type != pafs.FileType.NotFound:
+                fs.delete_dir(p)
+        fs.create_dir(target, recursive=True)
+        for name, data in files.items():
+            with fs.open_output_stream(f"{target}/{name}") as f:
+                f.write(data)
+        if local:
+            fs.move(target, path)
     except OSError as e:
         raise _fail(location, setting, e) from None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from digitforge.core.config import dataset_info, project_path
+from digitforge.core.config import dataset_info, project_location
 from digitforge.core.connection import session
 from digitforge.registry import write
 from digitforge.training import checkpoints
@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 def register_run(cfg: dict, run_id: str) -> dict:
     """Register run `run_id` (under train.checkpoint_dir) unless it already is. Returns
     {"id", "run_id", "dataset", "registered": True when this call wrote it}."""
-    root = project_path(cfg["train"]["checkpoint_dir"])
-    folder = root / run_id
-    if not (folder / checkpoints.RUN_FILE).is_file():
+    root = project_location(cfg["train"]["checkpoint_dir"])
+    folder = checkpoints.run_folder(root, run_id)
+    if not checkpoints.is_run(folder):
         raise checkpoints.CheckpointError(f"no run {run_id!r} under {root} (train.checkpoint_dir)")
     run = checkpoints.read_run(folder)
     saved = checkpoints.load_result(folder)

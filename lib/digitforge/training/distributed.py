@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 import torch
 import torch.distributed as dist
@@ -33,11 +34,12 @@ def setup_device(tc: dict) -> tuple[torch.device, str]:
 
 
 def rank_info(rank: int, device: torch.device) -> dict:
-    """Who this rank is (host, pid, device, package path), gathered on rank 0 for the log."""
+    """Who this rank is (host, pid, device, interpreter, package path), gathered on rank 0 for the log and
+    the model's metrics: where a cluster ran it from (a packed environment, a zip, a checkout)."""
     import digitforge
 
     return {"rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(),
-            "device": str(device), "package": os.path.dirname(digitforge.__file__)}
+            "device": str(device), "python": sys.executable, "package": os.path.dirname(digitforge.__file__)}
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 from digitforge.core.logs import setup_logging
 from digitforge.core.clock import now_iso
@@ -45,7 +44,7 @@ def run_distributed(config: dict, manifest: dict) -> dict:
     if tc["checkpoint_dir"] and not tc["run_id"]:  # the driver names the run, so that it can resume it
         tc = dict(tc, run_id=checkpoints.new_run_id(tc["dataset"], tc["architecture"]))
         config = dict(config, train=tc)
-    run_dir = Path(tc["checkpoint_dir"]) / tc["run_id"] if tc["checkpoint_dir"] else None
+    run_dir = checkpoints.run_folder(tc["checkpoint_dir"], tc["run_id"]) if tc["checkpoint_dir"] else None
     max_restarts = int(tc.get("max_restarts", 0)) if run_dir else 0
     restarts, attempt_cfg = [], config
     while True:
@@ -59,7 +58,7 @@ def run_distributed(config: dict, manifest: dict) -> dict:
                 raise TrainingFailed(f"training run {tc['run_id'] or '(no checkpoints)'} failed after "
                                      f"{len(restarts)} restarts (train.max_restarts={max_restarts}): "
                                      f"{type(e).__name__}: {error}{resume}") from e
-            done = checkpoints.last_epoch(run_dir) if (run_dir / checkpoints.RUN_FILE).is_file() else None
+            done = checkpoints.last_epoch(run_dir) if checkpoints.is_run(run_dir) else None
             restarts.append({"restart": len(restarts) + 1, "after_epoch": done or 0, "at": now_iso(),
                              "error": f"{type(e).__name__}: {error}"})
             log.warning("training run %s failed (%s: %s); restart %d of %d %s", tc["run_id"], type(e).__name__, error,

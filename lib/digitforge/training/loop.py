@@ -76,7 +76,7 @@ def _start_run(config: dict, tc: dict, rank: int) -> tuple[dict, str | None]:
     tc = dict(tc, run_id=box[0])
     if rank == 0:
         checkpoints.start_run(tc["checkpoint_dir"], tc["run_id"], dict(config, train=tc))
-    return tc, os.path.join(tc["checkpoint_dir"], tc["run_id"])
+    return tc, checkpoints.run_folder(tc["checkpoint_dir"], tc["run_id"])
 
 
 def _restore(run_dir: str, rank: int, model, optimizer, scheduler) -> dict:
@@ -136,7 +136,7 @@ def train_fn(config: dict, manifest: dict) -> dict:
     ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     n_test = manifest["rows"]["test"]
 
-    events = tensorboard.EpochLog(run_dir, first_epoch, dict(config, train=tc)) if rank == 0 and run_dir else None
+    events = tensorboard.EpochLog(run_dir, first_epoch, dict(config, train=tc)) if rank == 0 and tensorboard.writes_to(run_dir) else None
     train_started = time.time()
     confusion = None
     for epoch in range(first_epoch, tc["epochs"] + 1):

@@ -56,7 +56,7 @@ def resolve_config(args) -> dict:
     if not args.resume:
         return cfg
     tc = cfg["train"]
-    root = config.project_path(tc["checkpoint_dir"])
+    root = config.project_location(tc["checkpoint_dir"])
     folder = checkpoints.find_run(root, tc["dataset"], tc["architecture"], args.resume,
                                   keyspace=config.dataset_info(cfg, tc["dataset"])["keyspace"])
     run = checkpoints.read_run(folder)
@@ -65,7 +65,7 @@ def resolve_config(args) -> dict:
         if value is not None:
             config.set_key(cfg, key, value)
     check_resumable(run["config"]["train"], cfg["train"], checkpoints.last_epoch(folder), run["run_id"])
-    cfg["train"].update(run_id=run["run_id"], resume=True, checkpoint_dir=str(root))
+    cfg["train"].update(run_id=run["run_id"], resume=True, checkpoint_dir=root)
     return config.use_keyspace(config.validate(cfg), cfg["train"]["dataset"], args.keyspace)
 
 
@@ -92,7 +92,7 @@ def prepare_run(args, world_size: int | None = None) -> tuple[dict, dict]:
     cfg = resolve_config(args)
     tc = cfg["train"]
     if tc["checkpoint_dir"]:
-        tc["checkpoint_dir"] = str(config.project_path(tc["checkpoint_dir"]))  # ranks run in other folders
+        tc["checkpoint_dir"] = config.project_location(tc["checkpoint_dir"])  # ranks run in other folders
     keyspace = config.dataset_info(cfg, tc["dataset"])["keyspace"]
     manifest = load_manifest(config.project_location(cfg["convert"]["snapshot_root"]), tc["dataset"], keyspace,
                              tc["snapshot"])

@@ -5,7 +5,8 @@ run's checkpoint folder (<checkpoint_dir>/<run_id>/events.out.tfevents.*), one p
 
 `tensorboard --logdir <checkpoint_dir>` shows every run by its run id (`digitforge runs tensorboard`
 prints that command). A resumed run purges points from its epoch on, so an epoch a killed run had
-logged but not checkpointed appears once.
+logged but not checkpointed appears once. Events go to local checkpoint folders only (torch's writer
+writes local files): a run whose checkpoint dir is a URL keeps its checkpoints there and writes no events.
 """
 from __future__ import annotations
 
@@ -38,8 +39,17 @@ class EpochLog:
         self.writer.close()
 
 
+def writes_to(run_dir) -> bool:
+    """True when a run folder takes event files: a local one (a URL's run writes none)."""
+    from digitforge.core.storage import is_url
+
+    return bool(run_dir) and not is_url(run_dir)
+
+
 def command(checkpoint_dir: str | Path, run_id: str | None = None, port: int = 6006) -> list[str]:
     """The command that shows the runs under checkpoint_dir (or one run) in TensorBoard on 127.0.0.1."""
+    if not writes_to(checkpoint_dir):
+        raise ValueError(f"train.checkpoint_dir {checkpoint_dir} is a URL: runs there write no TensorBoard events")
     logdir = Path(checkpoint_dir) / run_id if run_id else Path(checkpoint_dir)
     if run_id and not logdir.is_dir():
         raise FileNotFoundError(f"no run {run_id!r} under {checkpoint_dir} (train.checkpoint_dir)")

@@ -1,0 +1,91 @@
+"""A cluster that shares nothing with the checkout: a standalone cluster (scripts/spark-cluster.sh) whose
+workers run from a copy of Spark outside the checkout, in folders outside it, with no Python of their own
+(PYSPARK_PYTHON is the packed environment's relative path, which exists only inside a job that ships it).
+Convert, train across 2 executors and predict run there on the packed environment of `make dist`
+(profile standalone-dist), with snapshots and checkpoints on an S3-compatible server; the ranks report,
+from inside their tasks, the interpreter and the package they ran."""
+import json
+import shutil
+import uuid
+
+import pytest
+
+from conftest import BUCKET, ROOT, free_port, last_json, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+SUBMIT = str(ROOT / "scripts" / "submit.sh")
+CLUSTER = str(ROOT / "scripts" / "spark-cluster.sh")
+ARCHIVE = ROOT / "var" / "dist" / "digitforge-env.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def bare_cluster(tmp_path_factory, s3_endpoint):
+    """One master and two 1-core workers: Spark copied out of the checkout, homes under the temporary folder.
+    The workers start with the storage credentials in their environment (as a cluster's instance role would
+    give them), so s3_endpoint comes first."""
+    assert ARCHIVE.exists(), "no packed environment: run `make dist`"
+    import pyspark
+
+    home = tmp_path_factory.mktemp("bare-cluster")
+    spark_home = home / "spark"
+    shutil.copytree(pyspark.__path__[0], spark_home, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = {"DIGITFORGE_SPARK_CLUSTER_HOME": str(home), "SPARK_HOME": str(spark_home),
+           "PYSPARK_PYTHON": "./environment/bin/python",
+           "SPARK_MASTER_PORT": str(free_port()), "SPARK_MASTER_WEBUI_PORT": str(free_port()),
+           "SPARK_WORKER_WEBUI_PORT": str(free_port())}
+    script = lambda action, check=True: run([CLUSTER, action], check=check, timeout=180, env=env)  # noqa: E731
+    try:
+        script("up")
+        yield {"master": f"spark://127.0.0.1:{env['SPARK_MASTER_PORT']}", "home": home}
+    finally:
+        script("down", check=False)
+        shutil.rmtree(home / "work", ignore_errors=True)  # the last job's unpacked environments
+    assert script("status", check=False).returncode != 0
+
+
+def drop_finished_apps(cluster) -> None:
+    """Each job's executors unpack the archive into their own folders (several GB): gone once it ended."""
+    for app in (cluster["home"] / "work").glob("app-*"):
+        shutil.rmtree(app, ignore_errors=True)
+
+
+def stored_metrics(keyspace: str, model_id: str) -> dict:
+    from digitforge.core import config
+    from digitforge.core.connection import session
+
+    with session(config.resolve(), keyspace) as s:
+        row = s.execute("SELECT metrics FROM models WHERE id = %s", (uuid.UUID(model_id),)).one()
+    return json.loads(row.metrics)
+
+
+def test_convert_train_and_predict_on_workers_that_have_only_the_packed_environment(
+        bare_cluster, s3_endpoint, module_keyspace, make_idx_dataset, tmp_path):
+    _, ks = module_keyspace
+    where = ["--set", f"convert.snapshot_root=s3://{BUCKET}/bare/snapshots",
+             "--set", f"train.checkpoint_dir=s3://{BUCKET}/bare/checkpoints",
+             "--set", f"storage.s3_endpoint={s3_endpoint}", "--set", f"report.root={tmp_path / 'reports'}"]
+    run([SUBMIT, "ingest", "--dataset", "mnist", "--keyspace", ks, "--data-dir", str(make_idx_dataset(2400, 600))])
+    on_cluster = {"DIGITFORGE_SPARK_PROFILE": "standalone-dist", "DIGITFORGE_SPARK_MASTER": bare_cluster["master"]}
+
+    manifest = last_json(run([SUBMIT, "convert", "--dataset", "mnist", "--keyspace", ks, *where], env=on_cluster).stdout)
+    assert manifest["rows"] == {"train": 2400, "test": 600} and manifest["path"].startswith(f"s3://{BUCKET}/bare/")
+    drop_finished_apps(bare_cluster)
+
+    model = last_json(run([SUBMIT, "train", "--dataset", "mnist", "--keyspace", ks, "--architecture", "mlp",
+                           "--epochs", "1", "--set", "train.local_mode=false", *where], env=on_cluster).stdout)
+    assert model["test_accuracy"] > 0.5
+    ranks = stored_metrics(ks, model["id"])["ranks"]
+    work = str(bare_cluster["home"] / "work")
+    assert len(ranks) == 2 and len({r["cwd"] for r in ranks}) == 2  # one rank in each executor
+    for r in ranks:
+        executor_dir = r["cwd"]
+        assert executor_dir.startswith(work) and not executor_dir.startswith(str(ROOT))
+        # the interpreter is the archive unpacked in the executor's folder, the package its wheel install
+        assert r["python"] == f"{executor_dir}/environment/bin/python", r
+        assert r["package"].startswith(f"{executor_dir}/environment/lib/") and "site-packages/digitforge" in r["package"], r
+    drop_finished_apps(bare_cluster)
+
+    proc = run([SUBMIT, "predict", "--dataset", "mnist", "--keyspace", ks, "--model", model["id"], "--table", "raw_test",
+                *where], env=on_cluster)
+    assert last_json(proc.stdout)["rows_written"] == 600
