@@ -1,8 +1,8 @@
-"""Snapshots and checkpoints by URL, on a real S3-compatible server (moto's, from .venv-s3, on 127.0.0.1):
-the convert job writes a snapshot there through Spark's s3a, the train job's two ranks read their shards
-from it and checkpoint every epoch there, the model's lineage names the URL, and `--resume` continues the
-run from its S3 checkpoint. A location no filesystem handles and storage that does not answer fail before
-any training, naming the setting."""
+"""Snapshots, checkpoints and reports by URL, on a real S3-compatible server (moto's, from .venv-s3, on
+127.0.0.1): the convert job writes a snapshot there through Spark's s3a, the train job's two ranks read
+their shards from it and checkpoint every epoch there, its report is stored there, the model's lineage
+names the URL, and `--resume` continues the run from its S3 checkpoint. A location no filesystem handles
+and storage that does not answer fail before any training, naming the setting."""
 import json
 import uuid
 
@@ -30,7 +30,7 @@ def test_convert_writes_to_s3_two_ranks_train_and_checkpoint_there(s3_endpoint, 
     _, ks = module_keyspace
     root = f"s3://{BUCKET}/snapshots"
     where = ["--set", f"convert.snapshot_root={root}", "--set", f"storage.s3_endpoint={s3_endpoint}",
-             "--set", f"train.checkpoint_dir=s3://{BUCKET}/checkpoints", "--set", f"report.root={tmp_path / 'reports'}"]
+             "--set", f"train.checkpoint_dir=s3://{BUCKET}/checkpoints", "--set", f"report.root=s3://{BUCKET}/reports"]
     run([SUBMIT, "ingest", "--dataset", "mnist", "--keyspace", ks, "--data-dir", str(make_idx_dataset(2400, 600))])
 
     manifest = last_json(run([SUBMIT, "convert", "--dataset", "mnist", "--keyspace", ks, *where]).stdout)
@@ -53,6 +53,10 @@ def test_convert_writes_to_s3_two_ranks_train_and_checkpoint_there(s3_endpoint, 
         f"{BUCKET}/checkpoints/{model['run_id']}", recursive=True)) if i.type == pafs.FileType.File}
     assert {"run.json", "latest", "epoch-0001/weights.safetensors", "epoch-0001/optimizer.safetensors",
             "epoch-0001/state.json", "result.json", "registered.json"} <= run_files
+
+    report = {i.path.rsplit("/", 1)[-1] for i in fs.get_file_info(pafs.FileSelector(
+        f"{BUCKET}/reports/{model['id']}", allow_not_found=True)) if i.type == pafs.FileType.File}
+    assert "index.html" in report and any(name.endswith(".png") for name in report), report  # the train job's report
 
     resumed = last_json(run([SUBMIT, "train", "--resume", model["run_id"], "--epochs", "2", *where]).stdout)
     assert (resumed["run_id"], resumed["epochs"]) == (model["run_id"], 2)

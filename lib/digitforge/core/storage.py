@@ -224,6 +224,19 @@ def files_under(location, suffix: str = "", setting: str = "the location") -> li
                   if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
 
 
+def upload_folder(local_dir, location, setting: str = "the location") -> None:
+    """Copy a local folder's files into `location` (a report rendered locally, then stored at a URL)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location, setting)
+    try:
+        fs.create_dir(path, recursive=True)
+        pafs.copy_files(os.path.abspath(local_dir), path, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=fs)
+    except OSError as e:
+        raise _fail(location, setting, e) from None
+
+
 def delete_folder(location) -> None:
     """Remove a folder and what it holds, if it is there (the partial files of a failed write)."""
     fs, path = filesystem(location)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from digitforge.core import storage
-from digitforge.core.config import dataset_info, project_path
+from digitforge.core.config import dataset_info, project_location
 from digitforge.core.images import NUM_CLASSES
 from digitforge.inference.scoring import score_model
 from digitforge.registry import artifacts
@@ -101,9 +102,20 @@ def rescored(model: dict, scored: dict, source: str) -> dict:
     return dict(model, test_accuracy=scored["accuracy"], test_loss=scored["loss"], metrics=metrics)
 
 
-def out_dir(cfg: dict, name: str) -> Path:
-    """The folder of one report under report.root."""
-    return project_path(cfg["report"]["root"]) / name
+def out_dir(cfg: dict, name: str) -> str:
+    """The folder of one report under report.root (a local path or a URL)."""
+    return storage.join(project_location(cfg["report"]["root"]), name)
+
+
+def store_page(render, target) -> Path | str:
+    """render(folder) -> page, into target: a local folder directly; a URL (s3://, hdfs://) through a local
+    folder uploaded afterwards (the charts are written by matplotlib, which writes local files)."""
+    if not storage.is_url(target):
+        return render(Path(target))
+    with tempfile.TemporaryDirectory(prefix="digitforge-report-") as tmp:
+        page = render(Path(tmp))
+        storage.upload_folder(tmp, target, "report.root")
+    return storage.join(target, Path(page).name)
 
 
 def registered_inputs(cfg: dict, dataset: str, ref: str) -> ReportInputs:
@@ -114,31 +126,33 @@ def registered_inputs(cfg: dict, dataset: str, ref: str) -> ReportInputs:
     return inputs(cfg, dataset, details, weights, manifest_of(details.get("lineage")))
 
 
-def model_report(cfg: dict, dataset: str, ref: str, out: str | Path | None = None) -> Path:
+def model_report(cfg: dict, dataset: str, ref: str, out: str | Path | None = None) -> Path | str:
     """`digitforge report MODEL`: the report of a registered model (id or alias). Returns index.html."""
     inp = registered_inputs(cfg, dataset, ref)
-    page = write_report(inp, out or out_dir(cfg, inp.model["id"]))
+    page = store_page(lambda folder: write_report(inp, folder), out or out_dir(cfg, inp.model["id"]))
     log.info("report of model %s: %s", inp.model["id"], page)
     return page
 
 
-def compare_report(cfg: dict, a: tuple[str, str], b: tuple[str, str], out: str | Path | None = None) -> Path:
+def compare_report(cfg: dict, a: tuple[str, str], b: tuple[str, str], out: str | Path | None = None) -> Path | str:
     """`digitforge report --compare A B`: two registered models side by side. Returns compare.html."""
     ia, ib = registered_inputs(cfg, *a), registered_inputs(cfg, *b)
-    page = write_comparison(ia, ib, out or out_dir(cfg, f"compare-{ia.model['id'][:8]}-{ib.model['id'][:8]}"))
+    page = store_page(lambda folder: write_comparison(ia, ib, folder),
+                   out or out_dir(cfg, f"compare-{ia.model['id'][:8]}-{ib.model['id'][:8]}"))
     log.info("comparison of %s and %s: %s", ia.model["id"], ib.model["id"], page)
     return page
 
 
 def trained_model_report(cfg: dict, dataset: str, model_id, result: dict, lineage: dict, manifest: dict,
-                         test: LabelledRows | None = None) -> Path | None:
+                         test: LabelledRows | None = None) -> Path | str | None:
     """The train job's report of the model it just registered, from what it has in hand (no registry
     read). Never fails the job: a report that cannot be written is logged and skipped."""
     if not cfg.get("report", {}).get("enabled", True):
         return None
     try:
-        page = write_report(inputs(cfg, dataset, model_record(cfg, dataset, model_id, result, lineage),
-                                          result["weights"], manifest, test), out_dir(cfg, str(model_id)))
+        inp = inputs(cfg, dataset, model_record(cfg, dataset, model_id, result, lineage), result["weights"],
+                     manifest, test)
+        page = store_page(lambda folder: write_report(inp, folder), out_dir(cfg, str(model_id)))
     except Exception as e:  # the model is registered; a missing report must not turn that into a failure
         log.warning("report of model %s not written: %s", model_id, e)
         return None

@@ -125,8 +125,8 @@ def _reports(cfg, train_cfg, manifest, test, champion, champion_score, challenge
             challenger = report_data.model_record(train_cfg, dataset, challenger_id, result, trained_on)
             b = report_data.inputs(cfg, dataset, report_data.rescored(challenger, challenger_score, source),
                                    result["weights"], manifest, test, challenger_score)
-            pages["comparison"] = str(write_comparison(a, b, report_data.out_dir(
-                cfg, f"retrain-{dataset}-{manifest['version']}")))
+            pages["comparison"] = str(report_data.store_page(lambda folder: write_comparison(a, b, folder),
+                                                             report_data.out_dir(cfg, f"retrain-{dataset}-{manifest['version']}")))
         except Exception as e:  # the decision is made; a missing page must not undo it
             log.warning("comparison page not written: %s", e)
     return pages
