@@ -24,7 +24,7 @@ ADDRESS = os.environ.get("DIGITFORGE_TEST_DRILL_ADDRESS", "127.0.0.5")
 JMX_PORT = os.environ.get("DIGITFORGE_TEST_DRILL_JMX_PORT", "7205")
 HOME = Path(os.environ.get("DIGITFORGE_TEST_DRILL_HOME", ROOT / "var" / "cassandra-drill"))
 N_TRAIN, N_TEST = 40000, 10000
-N_SMALL_TRAIN, N_SMALL_TEST = 5000, 5000
+N_SMALL_TRAIN, N_SMALL_TEST = 5000, 20000  # a test split the convert is still reading when the node dies
 
 
 def node_env() -> dict:

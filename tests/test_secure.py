@@ -76,7 +76,7 @@ def pipeline(client, make_idx_dataset_module):
     ingest = run([SUBMIT, "ingest", "--data-dir", str(data), "--keyspace", ks, *sets,
                   "--set", "ingest.writer=sstable"], env=env)
     convert = last_json(run([SUBMIT, "convert", "--dataset", "mnist", *sets], env=env).stdout)
-    model = last_json(run([SUBMIT, "train", "--dataset", "mnist", "--epochs", "1", "--set", "train.num_processes=1",
+    model = last_json(run([SUBMIT, "train", "--dataset", "mnist", "--epochs", "3", "--set", "train.num_processes=1",
                            *sets], env=env).stdout)
     predict = run([SUBMIT, "predict", "--dataset", "mnist", "--model", model["id"], "--table", "raw_test", *sets],
                   env=env)
