@@ -45,11 +45,6 @@ def to_url(location) -> str:
     return s if is_url(s) else FILE_SCHEME + os.path.abspath(s)
 
 
-def local_path(location) -> str:
-    """A file:// URL or a plain path as a plain path (other URLs are returned as they are)."""
-    return str(location).removeprefix(FILE_SCHEME)
-
-
 def join(location, *parts: str) -> str:
     """A location inside `location` (a path stays a path, a URL a URL)."""
     return "/".join([str(location).rstrip("/"), *parts])
@@ -64,14 +59,15 @@ def _s3_filesystem():
     import pyarrow.fs as pafs
 
     opts = {"region": _settings.get("s3_region") or "us-east-1"}
-    if _endpoint_url():  # an S3-compatible server (MinIO, Ceph, moto): http(s)://host:port
-        u = urlparse(_endpoint_url())
+    if _endpoint_url(_settings):  # an S3-compatible server (MinIO, Ceph, moto): http(s)://host:port
+        u = urlparse(_endpoint_url(_settings))
         opts.update(endpoint_override=u.netloc, scheme=u.scheme)
     return pafs.S3FileSystem(**opts)
 
 
-def _endpoint_url() -> str | None:
-    endpoint = _settings.get("s3_endpoint")
+def _endpoint_url(settings: dict) -> str | None:
+    """The storage section's S3 endpoint as a URL (https:// when it names none), or None."""
+    endpoint = settings.get("s3_endpoint")
     return (endpoint if "://" in endpoint else "https://" + endpoint) if endpoint else None
 
 
@@ -84,7 +80,7 @@ def petastorm_filesystem(location):
         return None
     import s3fs
 
-    return _legacy_fsspec()(s3fs.S3FileSystem(endpoint_url=_endpoint_url(),
+    return _legacy_fsspec()(s3fs.S3FileSystem(endpoint_url=_endpoint_url(_settings),
                                               client_kwargs={"region_name": _settings.get("s3_region") or "us-east-1"}))
 
 
@@ -273,8 +269,8 @@ def spark_conf(cfg: dict) -> dict[str, str]:
     st = cfg.get("storage") or {}
     conf = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
             "spark.hadoop.fs.s3a.endpoint.region": st.get("s3_region") or "us-east-1"}
-    if st.get("s3_endpoint"):
-        u = urlparse(st["s3_endpoint"] if "://" in st["s3_endpoint"] else "https://" + st["s3_endpoint"])
+    if _endpoint_url(st):
+        u = urlparse(_endpoint_url(st))
         conf.update({"spark.hadoop.fs.s3a.endpoint": f"{u.scheme}://{u.netloc}",
                      "spark.hadoop.fs.s3a.path.style.access": "true",
                      "spark.hadoop.fs.s3a.connection.ssl.enabled": str(u.scheme == "https").lower()})
