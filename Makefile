@@ -110,6 +110,7 @@ demo: schema class-archive
 # fresh machine); their output is kept per target.
 test:
 	$(MAKE) -j3 --output-sync=target schema class-archive airflow-env mlflow-env s3-env dist
+	$(MAKE) share-venv-files
 	$(PY) -m pytest tests -m "not ring"
 	scripts/cassandra.sh down
 	$(MAKE) test-ring
@@ -132,6 +133,15 @@ s3-env: .venv-s3/.installed
 CHECK_airflow := import airflow, airflow.providers.apache.spark; print('airflow', airflow.__version__)
 CHECK_mlflow  := import mlflow, torch; print('mlflow', mlflow.__version__, 'torch', torch.__version__)
 CHECK_s3      := import moto.server; print('moto', moto.__version__)
+# .venv-mlflow holds the same torch and CUDA libraries as .venv (6.6 GB): identical files become hard links
+# to one copy (util-linux hardlink; pip replaces files rather than writing into them, so an upgrade in one
+# venv leaves the other whole). A disk-tight machine (CI, then the shared-nothing test's 3 unpacked
+# environments) needs the room.
+.PHONY: share-venv-files
+share-venv-files:
+	for v in .venv-*/; do test -d .venv && hardlink --ignore-time --respect-name --minimum-size 256K --quiet .venv "$$v"; done
+	du -sh .venv .venv-*/ | paste -sd' '
+
 .venv-%/.installed: requirements-%.txt
 	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
 	.venv-$*/bin/python -m pip install -q -r $<

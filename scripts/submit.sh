@@ -3,6 +3,7 @@
 #   scripts/submit.sh JOB [job flags]         JOB: ingest | convert | train | predict | retrain
 #   DIGITFORGE_SPARK_PROFILE=local (conf/spark/<profile>.conf: local, standalone, gpu, yarn, k8s)
 #   DIGITFORGE_SPARK_MASTER=spark://host:port overrides the profile's spark.master
+#   DIGITFORGE_SPARK_CONF="key=value key=value" overrides the profile's settings for one run (--conf each)
 #   DIGITFORGE_SUBMIT_DRY_RUN=1 prepares var/dist and prints the spark-submit command (one argument a
 #   line) instead of running it: the Airflow DAG runs this very command (tests/test_schedules.py).
 # Profiles for clusters that share nothing with this host (yarn, standalone-dist; k8s through its image)
@@ -68,11 +69,17 @@ files_arg=()
 [[ -n $files ]] && files_arg=(--files "$files")
 master=()
 [[ -n ${DIGITFORGE_SPARK_MASTER:-} ]] && master=(--master "$DIGITFORGE_SPARK_MASTER")
+overrides=()
+read -ra settings <<< "${DIGITFORGE_SPARK_CONF:-}"
+for setting in "${settings[@]}"; do
+  [[ $setting == spark.*=* ]] || { echo "DIGITFORGE_SPARK_CONF: '$setting' is not spark.KEY=VALUE" >&2; exit 2; }
+  overrides+=(--conf "$setting")
+done
 
 launch=(exec)
 [[ -n ${DIGITFORGE_SUBMIT_DRY_RUN:-} ]] && launch=(exec printf '%s\n')
 "${launch[@]}" "$root/.venv/bin/spark-submit" \
-  --properties-file "$props" "${master[@]}" \
+  --properties-file "$props" "${master[@]}" "${overrides[@]}" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$root/conf/spark/log4j2.properties" \
   --conf "spark.pyspark.driver.python=$PYSPARK_DRIVER_PYTHON" \
   --jars "$jars" \

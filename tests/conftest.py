@@ -2,6 +2,7 @@
 real spark-submit with the connector, and real Petastorm, in keyspaces of their own."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -192,6 +193,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def standalone_cluster(home: Path, env: dict | None = None):
+    """scripts/spark-cluster.sh's master and two 1-core workers on free ports, homed in `home`; stopped (and
+    checked stopped) afterwards. env: more of the script's settings (SPARK_HOME, PYSPARK_PYTHON, ...)."""
+    env = {"DIGITFORGE_SPARK_CLUSTER_HOME": str(home), "SPARK_MASTER_PORT": str(free_port()),
+           "SPARK_MASTER_WEBUI_PORT": str(free_port()), "SPARK_WORKER_WEBUI_PORT": str(free_port())} | (env or {})
+    script = lambda action, check=True: run([str(ROOT / "scripts" / "spark-cluster.sh"), action],  # noqa: E731
+                                            check=check, timeout=180, env=env)
+    try:
+        script("up")
+        yield {"master": f"spark://127.0.0.1:{env['SPARK_MASTER_PORT']}", "home": home}
+    finally:
+        script("down", check=False)
+    assert script("status", check=False).returncode != 0
+    assert not list((home / "pids").glob("*.pid"))
 
 
 @pytest.fixture(scope="module")

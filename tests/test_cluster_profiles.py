@@ -102,3 +102,13 @@ def test_the_image_installs_the_environment_yarn_ships_on_the_venvs_python():
 def test_a_profile_whose_archive_is_missing_stops_before_submitting(tmp_path):
     proc = dry_run("yarn", dry=False, env={"DIGITFORGE_DIST_DIR": str(tmp_path)})  # no make dist there
     assert proc.returncode == 2 and "digitforge-env.tar.gz, which does not exist: run 'make dist'" in proc.stderr
+
+
+def test_spark_conf_overrides_reach_the_command_as_conf_flags_and_a_bad_one_stops():
+    proc = dry_run("standalone", env={"DIGITFORGE_SPARK_CONF": "spark.cores.max=1  spark.executor.memory=3g"})
+    assert proc.returncode == 0, proc.stderr
+    cmd = proc.stdout.splitlines()
+    confs = [cmd[i + 1] for i, token in enumerate(cmd) if token == "--conf"]
+    assert "spark.cores.max=1" in confs and "spark.executor.memory=3g" in confs
+    bad = dry_run("standalone", env={"DIGITFORGE_SPARK_CONF": "cores.max=1"})
+    assert bad.returncode == 2 and "DIGITFORGE_SPARK_CONF: 'cores.max=1' is not spark.KEY=VALUE" in bad.stderr

@@ -50,6 +50,11 @@ os.environ.setdefault(f"AIRFLOW_CONN_{CONN_ID.upper()}",
                       json.dumps({"conn_type": "spark", "host": profile_master(PROFILE)}))
 
 
+def conf_overrides() -> dict:
+    """DIGITFORGE_SPARK_CONF's settings over the profile's (as in submit.sh)."""
+    return dict(kv.split("=", 1) for kv in os.environ.get("DIGITFORGE_SPARK_CONF", "").split())
+
+
 def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
     """The spark-submit of scripts/submit.sh: same binary, properties file, driver options, jars, env."""
     jars = ",".join(sorted(str(p) for d in ("spark", "digitforge") for p in (ROOT / "build" / "jars" / d).glob("*.jar")))
@@ -60,7 +65,8 @@ def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
         spark_binary=str(ROOT / ".venv" / "bin" / "spark-submit"),
         properties_file=str(DIST / f"spark-{PROFILE}.conf"),
         conf={"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{ROOT}/conf/spark/log4j2.properties",
-              "spark.pyspark.driver.python": python},  # the driver runs here, whatever the executors run on
+              "spark.pyspark.driver.python": python,  # the driver runs here, whatever the executors run on
+              **conf_overrides()},
         jars=jars,
         # executors on the packed environment (a profile with spark.archives) take the package from its wheel
         files=None if profile_value(PROFILE, "spark.archives") else str(DIST / "digitforge.zip"),

@@ -3,23 +3,15 @@ Spark standalone cluster started by scripts/spark-cluster.sh, resumed from a che
 the torchrun entry with streamed shards. Models go to the test run's own keyspace."""
 import json
 import os
-import socket
 import uuid
 
 import pytest
 
-from conftest import BIN, ROOT, image_rows, last_json, run
+from conftest import BIN, ROOT, image_rows, last_json, run, standalone_cluster
 
 pytestmark = pytest.mark.integration
 SUBMIT = str(ROOT / "scripts" / "submit.sh")
-CLUSTER = str(ROOT / "scripts" / "spark-cluster.sh")
 N_TRAIN, N_TEST = 2400, 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +59,9 @@ def stored_model(keyspace: str, model_id: str):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """One master and two 1-core workers on free ports, stopped (and checked stopped) afterwards."""
-    home = tmp_path_factory.mktemp("spark-cluster")
-    env = {"DIGITFORGE_SPARK_CLUSTER_HOME": str(home), "SPARK_MASTER_PORT": str(free_port()),
-           "SPARK_MASTER_WEBUI_PORT": str(free_port()), "SPARK_WORKER_WEBUI_PORT": str(free_port())}
-    script = lambda action, check=True: run([CLUSTER, action], check=check, timeout=180, env=env)  # noqa: E731
-    try:
-        script("up")
-        yield {"master": f"spark://127.0.0.1:{env['SPARK_MASTER_PORT']}", "home": home}
-    finally:
-        script("down", check=False)
-    assert script("status", check=False).returncode != 0
-    assert not list((home / "pids").glob("*.pid"))
+    """One master and two 1-core workers (conftest.standalone_cluster)."""
+    with standalone_cluster(tmp_path_factory.mktemp("spark-cluster")) as c:
+        yield c
 
 
 @pytest.mark.cluster

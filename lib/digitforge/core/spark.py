@@ -2,11 +2,17 @@
 elsewhere (a notebook, a test) the same profile and the staged connector jars are applied here."""
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
 
 from digitforge.core.config import PROJECT_ROOT, conf_dir
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+log = logging.getLogger(__name__)
 
 
 def connector_jars() -> list[str]:
@@ -57,12 +63,33 @@ def get_spark(app_name: str, cfg: dict | None = None, profile_overrides: dict | 
         for key, value in (connector_conf(cfg) | storage_conf).items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    drop_driver_archives(spark)
     if cfg is not None:  # a session that already existed (tests, notebooks) takes them at run time
         for key, value in connector_conf(cfg).items():
             spark.conf.set(key, value)
         for key, value in storage_conf.items():  # Hadoop's settings live in the context's Hadoop conf
             spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
     return spark
+
+
+def drop_driver_archives(spark) -> None:
+    """Spark unpacks spark.archives for a client-mode driver as well: the packed environment of `make dist`,
+    8 GB in the driver's SparkFiles folder, although the driver runs on this checkout's venv. That copy is
+    removed once the session is up (executors fetch the archive itself from the driver, never this copy),
+    so a submitting host does not hold one more environment per running job."""
+    from pyspark import SparkFiles
+
+    conf = spark.sparkContext.getConf()
+    archives = [a for a in conf.get("spark.archives", "").split(",") if a]
+    if not archives or conf.get("spark.submit.deployMode", "client") != "client" or conf.get("spark.master", "").startswith("local"):
+        return
+    root = Path(SparkFiles.getRootDirectory())
+    for archive in archives:
+        folder = root / (archive.split("#", 1)[1] if "#" in archive else Path(urlparse(archive).path).name)
+        if folder.is_dir() and not Path(sys.executable).resolve().is_relative_to(folder.resolve()):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed the driver's unpacked copy of %s (%s): the driver runs on %s", archive, folder,
+                     sys.executable)
 
 
 def cassandra_table(spark, keyspace: str, table: str):
