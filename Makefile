@@ -139,8 +139,11 @@ CHECK_s3      := import moto.server; print('moto', moto.__version__)
 # environments) needs the room.
 .PHONY: share-venv-files
 share-venv-files:
-	for v in .venv-*/; do test -d .venv && hardlink --ignore-time --respect-name --minimum-size 256K --quiet .venv "$$v"; done
-	du -sh .venv .venv-*/ | paste -sd' '
+	@command -v hardlink >/dev/null || { echo "no hardlink (util-linux) here: each venv keeps its own copies"; exit 0; }; \
+	for v in .venv-*/; do \
+	  if [ -d .venv ] && [ -d "$$v" ]; then hardlink --ignore-time --respect-name --minimum-size 256K --quiet .venv "$$v"; fi; \
+	done; \
+	du -sh .venv .venv-*/ 2>/dev/null | paste -sd' '
 
 .venv-%/.installed: requirements-%.txt
 	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
