@@ -29,7 +29,7 @@ N_SMALL_TRAIN, N_SMALL_TEST = 5000, 20000  # a test split the convert is still r
 # seconds to scan on any machine (15 s here), so the kill lands mid-read; with 1,000-row pages a fast machine
 # read all 20,000 rows in the second between the trigger and the kill. (The connector's readsPerSec
 # throttles only joins and DSE's continuous paging, not a scan of open-source Cassandra.)
-THROTTLED_READS = {"DIGITFORGE_SPARK_CONF": "spark.cassandra.input.fetch.sizeInRows=1"}
+ONE_ROW_PAGES = {"DIGITFORGE_SPARK_CONF": "spark.cassandra.input.fetch.sizeInRows=1"}
 
 
 def node_env() -> dict:
@@ -172,7 +172,7 @@ def test_node_killed_mid_convert_leaves_earlier_snapshot_then_rerun_exact(small_
     earlier = last_json(run(cmd, env=drill["env"]).stdout)
     assert earlier["rows"] == rows
     train_done = re.compile(r"snapshot \S+/train: \d+ rows")
-    failed = kill_node_while(cmd, drill["env"] | THROTTLED_READS, lambda log: train_done.search(log) is not None)
+    failed = kill_node_while(cmd, drill["env"] | ONE_ROW_PAGES, lambda log: train_done.search(log) is not None)
     restart_node()
     assert failed.returncode == 3, tail(failed)
     line = one_error_line(failed)

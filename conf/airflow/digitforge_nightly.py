@@ -51,8 +51,12 @@ os.environ.setdefault(f"AIRFLOW_CONN_{CONN_ID.upper()}",
 
 
 def conf_overrides() -> dict:
-    """DIGITFORGE_SPARK_CONF's settings over the profile's (as in submit.sh)."""
-    return dict(kv.split("=", 1) for kv in os.environ.get("DIGITFORGE_SPARK_CONF", "").split())
+    """DIGITFORGE_SPARK_CONF's settings over the profile's, refused as submit.sh refuses them."""
+    settings = os.environ.get("DIGITFORGE_SPARK_CONF", "").split()
+    for setting in settings:
+        if not (setting.startswith("spark.") and "=" in setting):
+            raise ValueError(f"DIGITFORGE_SPARK_CONF: '{setting}' is not spark.KEY=VALUE")
+    return dict(setting.split("=", 1) for setting in settings)
 
 
 def retrain_task(dataset: str, **kwargs) -> SparkSubmitOperator:
