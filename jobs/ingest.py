@@ -15,6 +15,7 @@ from digitforge.core import config, failures
 from digitforge.core.errors import InputError
 from digitforge.core.logs import setup_logging
 from digitforge.core.spark import get_spark
+from digitforge.core.storage import StorageError
 from digitforge.core.tables import KeyspaceNotReady
 from digitforge.ingest.landing import RestoreFailed
 from digitforge.ingest.load import LostRowsError, WriteFailed, prepare_tables, write_and_check
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         for b in batches:
             log.info("read %d rows for %s from %s (0 rejected)", len(b), b.table, b.source)
         writer = prepare_tables(cfg, batches, keyspace, replace=args.replace)
-    except (InputError, config.ConfigError, KeyspaceNotReady) as e:
+    except (InputError, config.ConfigError, KeyspaceNotReady, StorageError) as e:
         log.error("%s", e)
         log.error("input rejected: nothing was written (0 rows)")
         return 2

@@ -76,7 +76,7 @@ def test_a_writer_task_failing_on_one_table_changes_no_table(ingested, monkeypat
 
     def stage_then_cut(batch, folder, files):
         paths = real(batch, folder, files)
-        if folder.name == "raw_test":  # the task writing this file finds a partial record and fails
+        if str(folder).endswith("/raw_test"):  # the task writing this file finds a partial record and fails
             with open(paths[0], "ab") as f:
                 f.write(b"\x00\x01\x02")
         return paths
@@ -113,8 +113,8 @@ def test_a_cql_write_failing_on_one_table_empties_nothing(ingested, monkeypatch,
 
     def stage_then_cut(batch, folder, files):
         staged = real(batch, folder, files)
-        if folder.name == "raw_test":
-            for part in staged.glob("*.parquet"):
+        if str(folder).endswith("/raw_test"):
+            for part in Path(staged).glob("*.parquet"):
                 part.write_bytes(part.read_bytes()[:100])
         return staged
 

@@ -278,5 +278,5 @@ def spark_conf(cfg: dict) -> dict[str, str]:
 
 
 def storage_locations(cfg: dict) -> list[str]:
-    """The config's stored-data locations that may be URLs."""
-    return [cfg["convert"]["snapshot_root"]]
+    """The config's stored-data locations that Spark reads or writes and that may be URLs."""
+    return [cfg["convert"]["snapshot_root"], cfg["ingest"]["staging_dir"]]

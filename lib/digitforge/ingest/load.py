@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 import uuid
 
@@ -41,7 +40,7 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
     `land(write_step)` inside it. Returns (land's reports, the seconds it took)."""
     from py4j.protocol import Py4JJavaError
 
-    from digitforge.core.config import project_path
+    from digitforge.core import storage
     from digitforge.ingest import cql_writer, sstable_writer, stream_writer
 
     icfg = cfg["ingest"]
@@ -49,7 +48,7 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
     # which the node takes in without compacting them again straight away.
     partitions = int(icfg["write_partitions"]) or spark.sparkContext.defaultParallelism
     started = time.time()
-    folder = project_path(icfg["staging_dir"]) / f"{keyspace}-{uuid.uuid4().hex[:8]}"
+    folder = storage.join(staging_root(cfg), f"{keyspace}-{uuid.uuid4().hex[:8]}")
     try:
         module = {"sstable": sstable_writer, "stream": stream_writer, "cql": cql_writer}[writer]
         reports = module.write_batches(spark, cfg, batches, keyspace, folder, partitions, land)
@@ -59,8 +58,16 @@ def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land
         raise WriteFailed(f"{keyspace} at cassandra.hosts={hosts}: the Spark write ({writer} writer) failed: "
                           f"{cause}") from None
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        storage.delete_folder(folder)
     return reports, time.time() - started
+
+
+def staging_root(cfg: dict) -> str:
+    """ingest.staging_dir as a location: a local path (relative: under the project) or a URL (s3://, hdfs://)
+    that executors with no shared disk exchange the staged rows and SSTables through."""
+    from digitforge.core.config import project_location
+
+    return project_location(cfg["ingest"]["staging_dir"])
 
 
 def read_ids(session, table: str) -> np.ndarray:
@@ -179,6 +186,7 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
     (an explicit one that cannot work here fails now). Nothing is emptied here: `--replace` empties nothing
     until the new rows are written (write_and_check). Returns the writer.
     Raises InputError, ConfigError or KeyspaceNotReady (exit 2, nothing written)."""
+    from digitforge.core import storage
     from digitforge.core.config import ConfigError
     from digitforge.core.connection import session
     from digitforge.core.cql import apply_schema
@@ -188,6 +196,8 @@ def prepare_tables(cfg: dict, batches: list, keyspace: str, replace: bool = Fals
 
     if not re.fullmatch(KEYSPACE_NAME, keyspace):
         raise ConfigError(f"{keyspace!r} is not a keyspace name (letters, digits, _; at most 48)")
+    if storage.is_url(cfg["ingest"]["staging_dir"]):
+        storage.check_reachable(staging_root(cfg), "ingest.staging_dir")
     with session(cfg) as s:
         for b in batches:
             check_table_is_compact(s, keyspace, b.table)

@@ -89,11 +89,15 @@ def read_batches(cfg: dict, dataset: str, csv_paths: list[str] | None = None, da
                  limit: int | None = None) -> list[Batch]:
     """What one ingest run writes, read and checked: the Kaggle CSVs if given (split by the
     `ingest:` settings), else the IDX files of `data_dir` or of the dataset's folder under the data dir."""
-    from digitforge.core.config import dataset_info, project_path
+    from digitforge.core.config import dataset_info
+    from digitforge.core.storage import is_url
     from digitforge.ingest.data_files import dataset_folder
+    from digitforge.ingest.load import staging_root
 
     icfg = cfg["ingest"]
     if csv_paths:
         return from_csv(csv_paths, icfg["split_ratio"], icfg["split_seed"], icfg["stratify"], limit)
+    # A gzipped IDX file is spilled decompressed beside the staged rows, or in the temp dir when they go to a URL.
+    spill_dir = None if is_url(icfg["staging_dir"]) else staging_root(cfg)
     return from_idx(data_dir or dataset_folder(dataset, dataset_info(cfg, dataset)["folder"]), limit,
-                    spill_dir=project_path(icfg["staging_dir"]))
+                    spill_dir=spill_dir)

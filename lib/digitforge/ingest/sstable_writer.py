@@ -15,6 +15,7 @@ import logging
 import time
 from pathlib import Path
 
+from digitforge.core import storage
 from digitforge.core.progress import progress
 from digitforge.ingest.rows import RAW_COLUMNS, chunks, file_ranges, to_records
 
@@ -49,26 +50,28 @@ def check_raw_columns(session, keyspace: str, table: str) -> None:
                          "keyed by id; write it with --set ingest.writer=cql")
 
 
-def stage_records(batch, folder: Path, files: int) -> list[str]:
-    """The batch's rows as `files` record files of consecutive rows under folder (created), built and written
-    a chunk at a time (rows.chunks: memory stays at one chunk however large the batch); returns their paths."""
-    folder.mkdir(parents=True, exist_ok=False)
+def stage_records(batch, folder: str, files: int) -> list[str]:
+    """The batch's rows as `files` record files of consecutive rows in folder (a local path or a URL: the
+    staging area, core/storage.py), built and written a chunk at a time (rows.chunks: memory stays at one
+    chunk however large the batch); returns their locations."""
+    fs, root = storage.filesystem(folder, "ingest.staging_dir")
+    fs.create_dir(root, recursive=True)
     paths = []
     for k, (start, stop) in enumerate(file_ranges(len(batch), files)):
-        path = folder / f"part-{k:05d}.rec"
-        with open(path, "wb") as f:
+        name = f"part-{k:05d}.rec"
+        with fs.open_output_stream(f"{root}/{name}") as f:
             for ids, images, labels in chunks(batch, start, stop):
-                to_records(ids, images, labels).tofile(f)
-        paths.append(str(path))
+                f.write(to_records(ids, images, labels))
+        paths.append(storage.join(folder, name))
     return paths
 
 
-def stage_batches(batches: list, folder: Path, partitions: int, keyspace: str) -> tuple[list[str], list[str]]:
+def stage_batches(batches: list, folder: str, partitions: int, keyspace: str) -> tuple[list[str], list[str]]:
     """Every batch staged as `partitions` record files under folder/rows/<table>: (the files, each file's table),
     what write_sstables takes. Shared by the sstable and stream writers."""
     files, tables = [], []
     for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
-        paths = stage_records(b, folder / "rows" / b.table, partitions)
+        paths = stage_records(b, storage.join(folder, "rows", b.table), partitions)
         files += paths
         tables += [b.table] * len(paths)
     return files, tables
@@ -76,7 +79,9 @@ def stage_batches(batches: list, folder: Path, partitions: int, keyspace: str) -
 
 def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, out_root, cassandra_jars) -> list[str]:
     """One Spark task per staged record file (file i holding rows of keyspace.tables[i]) writes its rows as
-    SSTables in a folder of its own under out_root, named after the table. Returns the folders."""
+    SSTables in a folder of its own under out_root, named after the table (files and out_root: local paths or
+    URLs of a Hadoop filesystem; for a URL each task writes locally, then copies its folder up). Returns the
+    folders."""
     gateway = spark.sparkContext._gateway
     writer = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
     folders = writer.writeRecordFiles(
@@ -104,7 +109,7 @@ def check_folders(folders: list[str], files: list[str]) -> None:
                 raise BulkLoadError(f"{folder}: SSTable {prefix} is incomplete (missing {missing or ['Data.db']})")
 
 
-def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int,
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, partitions: int,
                   land) -> list[dict]:
     """Every batch (one table each) staged under folder and written as SSTables by one Spark job
     (`partitions` tasks per table), the folders checked; then `land(import_all)` imports them all
@@ -115,7 +120,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     started = time.time()
     files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
-    folders = write_sstables(spark, files, tables, keyspace, folder / "sstables",
+    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"),
                              project_path(cfg["ingest"]["cassandra_jars"]))
     check_folders(folders, files)
     written = time.time()

@@ -16,8 +16,10 @@ whole. Re-streaming with the dead node in the loader's ignore list would do the 
 count of live replicas per range, and need a JVM change; the CQL path is the cluster's own check. Otherwise
 the job fails with the stream's one-line error.
 
-The streaming tasks read the folders the writing tasks left: in local mode (or with ingest.staging_dir on
-storage every executor reads) any task can stream any folder.
+The streaming tasks read the folders the writing tasks left: with ingest.staging_dir a URL (s3://, hdfs://)
+every task writes its SSTables locally and copies them up there, and a streaming task copies a folder down
+before it streams it, so executors need no shared disk; with a local path, only tasks that see that path
+(local mode, one host, a shared mount) can.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import logging
 import time
 from pathlib import Path
 
+from digitforge.core import storage
 from digitforge.ingest import cql_writer
 from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_batches, write_sstables
 
@@ -62,7 +65,7 @@ def stream_folders(spark, cfg: dict, folders: list[str]) -> list[dict]:
     return [json.loads(r.toJson()) for r in results]
 
 
-def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, partitions: int, land) -> list[dict]:
+def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, partitions: int, land) -> list[dict]:
     """Every batch (one table each) staged under folder and written as SSTables by one Spark job (`partitions`
     tasks per table); only once every task has succeeded, a second job streams them to the replicas, inside
     `land` (which counts the tables and, for --replace, deletes stale rows only after every table is in).
@@ -70,7 +73,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
     started = time.time()
     files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
-    folders = write_sstables(spark, files, tables, keyspace, folder / "sstables", _jars(cfg))
+    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), _jars(cfg))
     written = time.time()
     sent: list[dict] = []
 
@@ -87,13 +90,13 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: Path, 
                         "re-run this ingest) to make its replicas whole; the stream said: %s", keyspace,
                         ", ".join(down), cfg["cassandra"]["storage_port"], cfg["cassandra"]["consistency"],
                         ", ".join(down), keyspace, e)
-            cql_writer.write_tables(spark, cfg, batches, keyspace, folder / "cql", partitions)
+            cql_writer.write_tables(spark, cfg, batches, keyspace, storage.join(folder, "cql"), partitions)
 
     reports = land(stream_all)
     replicas = sorted({r for s in sent for r in s["replicas"]})
-    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs, streamed %.1f MiB to %d replicas (%s) %.2fs",
-             keyspace, staged - started, len(folders), written - staged, sum(s["bytes"] for s in sent) / 2 ** 20,
-             len(replicas), " ".join(replicas), time.time() - written)
+    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs in %s, streamed %.1f MiB to %d replicas (%s) %.2fs",
+             keyspace, staged - started, len(folders), written - staged, storage.join(folder, "sstables"),
+             sum(s["bytes"] for s in sent) / 2 ** 20, len(replicas), " ".join(replicas), time.time() - written)
     return reports
 
 

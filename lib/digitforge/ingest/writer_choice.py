@@ -2,7 +2,8 @@
 
 - sstable: the node imports the tasks' SSTables whole over JMX (nodetool import). It keeps every row on the
   node that imports it, so it is right only for a cluster of ONE node (in cassandra.local_dc), on this
-  machine (it reads the task folders), answering on cassandra.jmx_port, in storage_compatibility_mode NONE.
+  machine (it reads the task folders: ingest.staging_dir a local path), answering on cassandra.jmx_port, in
+  storage_compatibility_mode NONE.
 - stream: the tasks' SSTables streamed to every replica by Cassandra's bulk loader: any number of nodes, as
   long as the storage port (cassandra.storage_port) of every node answers from here, all of them in NONE.
 - cql: the connector's unlogged batches: any cluster.
@@ -77,7 +78,12 @@ def port_answers(host: str, port: int, timeout: float = 2.0) -> bool:
 
 def sstable_problem(cfg: dict, session, addresses: list[str]) -> str | None:
     """Why the JMX import cannot load this cluster (None: it can)."""
+    from digitforge.core.storage import is_url
+
     c = cfg["cassandra"]
+    if is_url(cfg["ingest"]["staging_dir"]):
+        return (f"ingest.staging_dir is a URL ({cfg['ingest']['staging_dir']}): the node imports SSTables from a "
+                "local folder only")
     if len(addresses) > 1:
         return (f"the cluster has {len(addresses)} nodes in datacenter {c['local_dc']} (cassandra.local_dc): the JMX "
                 "import would keep every row on the node that imports it, not on its replicas")

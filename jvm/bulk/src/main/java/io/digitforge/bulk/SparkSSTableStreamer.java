@@ -101,11 +101,12 @@ public final class SparkSSTableStreamer {
      */
     public static StreamResult[] streamFolders(SparkContext sc, String[] folders, String cassandraJarDir,
                                                StreamTarget target) {
+        Staging.HadoopSettings hadoop = Staging.settingsFor(sc, Arrays.asList(folders));
         FlatMapFunction<Iterator<String>, StreamResult> streamShare = items -> {
             List<String> share = new ArrayList<>();
             items.forEachRemaining(share::add);
             return share.isEmpty() ? new ArrayList<StreamResult>().iterator()
-                    : streamAll(share, cassandraJarDir, target).iterator();
+                    : streamStaged(share, cassandraJarDir, target, hadoop).iterator();
         };
         int tasks = Math.max(1, Math.min(folders.length, sc.defaultParallelism()));
         return JavaSparkContext.fromSparkContext(sc)
@@ -116,13 +117,44 @@ public final class SparkSSTableStreamer {
     }
 
     /**
+     * streamAll for staged folders, local or remote ({@link Staging}): remote ones are copied into a local
+     * scratch folder first (the loader reads local files only) and it is removed afterwards; each result names
+     * the staged folder.
+     */
+    static List<StreamResult> streamStaged(List<String> folders, String cassandraJarDir, StreamTarget target,
+                                           Staging.HadoopSettings hadoop) throws Exception {
+        if (hadoop == null) return streamAll(folders, cassandraJarDir, target);
+        File scratch = Staging.localScratch();
+        try {
+            List<String> local = new ArrayList<>();
+            for (String folder : folders) {
+                local.add(Staging.localFile(folder) != null ? folder
+                        : Staging.download(folder, new File(scratch, "f" + local.size()), hadoop).getPath());
+            }
+            List<StreamResult> results = new ArrayList<>();
+            List<StreamResult> sent = streamAll(local, cassandraJarDir, target);
+            for (int i = 0; i < folders.size(); i++) results.add(sent.get(i).withFolder(folders.get(i)));
+            return results;
+        } finally {
+            Staging.delete(scratch);
+        }
+    }
+
+    /**
      * As SparkSSTableWriter.writeRecordFiles (same arguments, same folders), but each task streams its folder
-     * to the cluster right after writing it. Returns one result per file, with the rows it wrote.
+     * to the cluster right after writing it. Returns one result per file, with the rows it wrote. Local
+     * files and outRoot only: the task streams the folder it just wrote.
      */
     public static StreamResult[] writeAndStreamRecordFiles(SparkContext sc, String[] files, String[] tables,
                                                            String[] createTables, String[] inserts, String keyspace,
                                                            String cassandraJarDir, String outRoot,
                                                            StreamTarget target) {
+        List<String> locations = new ArrayList<>(Arrays.asList(files));
+        locations.add(outRoot);
+        if (Staging.settingsFor(sc, locations) != null) {
+            throw new IllegalArgumentException("writeAndStreamRecordFiles takes local files and a local outRoot; "
+                    + "for remote staging use writeRecordFiles, then streamFolders");
+        }
         List<String[]> work = new ArrayList<>();
         for (int i = 0; i < files.length; i++) work.add(new String[]{files[i], tables[i], createTables[i], inserts[i]});
         FlatMapFunction<Iterator<String[]>, StreamResult> writeThenStream = items -> {
@@ -130,7 +162,7 @@ public final class SparkSSTableStreamer {
             while (items.hasNext()) {
                 String[] item = items.next();
                 String folder = SparkSSTableWriter.writeRecordFile(item[0], cassandraJarDir, outRoot, keyspace,
-                        item[1], item[2], item[3]);
+                        item[1], item[2], item[3], null);
                 long rows = new File(item[0]).length() / SparkSSTableWriter.RECORD_BYTES;
                 results.add(stream(folder, rows, cassandraJarDir, target));
             }

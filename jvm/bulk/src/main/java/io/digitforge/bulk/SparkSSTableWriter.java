@@ -3,8 +3,6 @@ package io.digitforge.bulk;
 import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -46,18 +44,24 @@ public final class SparkSSTableWriter {
      * keyspace.tables[i], described by createTables[i] and inserts[i]. One Spark task per file, each into a
      * folder of its own, {@code outRoot/task-<stage>-<partition>-<attempt>/<keyspace>/<table>} (import reads
      * keyspace and table from the last two names). Plain RDD tasks: no query planning, no Parquet decoding,
-     * no row objects. Returns the folders, one per file.
+     * no row objects. Returns the folders, one per file. The files and outRoot may be URLs of a Hadoop
+     * filesystem (s3://, hdfs://: {@link Staging}): each task then writes into a local scratch folder and
+     * copies its SSTables up to the same folder under outRoot.
      */
     public static String[] writeRecordFiles(SparkContext sc, String[] files, String[] tables, String[] createTables,
                                             String[] inserts, String keyspace, String cassandraJarDir,
                                             String outRoot) {
         List<String[]> work = new ArrayList<>();
         for (int i = 0; i < files.length; i++) work.add(new String[]{files[i], tables[i], createTables[i], inserts[i]});
+        List<String> locations = new ArrayList<>(Arrays.asList(files));
+        locations.add(outRoot);
+        Staging.HadoopSettings hadoop = Staging.settingsFor(sc, locations);
         FlatMapFunction<Iterator<String[]>, String> writeFiles = items -> {
             List<String> folders = new ArrayList<>();
             while (items.hasNext()) {
                 String[] item = items.next();
-                folders.add(writeRecordFile(item[0], cassandraJarDir, outRoot, keyspace, item[1], item[2], item[3]));
+                folders.add(writeRecordFile(item[0], cassandraJarDir, outRoot, keyspace, item[1], item[2], item[3],
+                        hadoop));
             }
             return folders.iterator();
         };
@@ -69,9 +73,10 @@ public final class SparkSSTableWriter {
     }
 
     static String writeRecordFile(String path, String cassandraJarDir, String outRoot, String keyspace,
-                                  String table, String createTable, String insert) throws Exception {
+                                  String table, String createTable, String insert,
+                                  Staging.HadoopSettings hadoop) throws Exception {
         long started = System.nanoTime();
-        ByteBuffer records = ByteBuffer.wrap(Files.readAllBytes(Paths.get(path)));
+        ByteBuffer records = ByteBuffer.wrap(Staging.readAll(path, hadoop));
         if (records.capacity() % RECORD_BYTES != 0) {
             throw new IOException(path + ": " + records.capacity() + " bytes is not a whole number of "
                     + RECORD_BYTES + "-byte records");
@@ -79,7 +84,9 @@ public final class SparkSSTableWriter {
         TaskContext task = TaskContext.get();
         String taskName = task == null ? "driver" : String.format("task-%d-%d-%d", task.stageId(),
                 task.partitionId(), task.attemptNumber());
-        File folder = new File(new File(new File(outRoot, taskName), keyspace), table);
+        File local = Staging.localFile(outRoot);
+        File root = local != null ? local : Staging.localScratch();
+        File folder = new File(new File(new File(root, taskName), keyspace), table);
         if (!folder.mkdirs()) throw new IOException("cannot create " + folder + " (does it exist already?)");
 
         ClassLoader cassandra = CassandraClassLoader.forJars(cassandraJarDir);
@@ -104,9 +111,18 @@ public final class SparkSSTableWriter {
         } finally {
             thread.setContextClassLoader(previous);
         }
-        LOG.info("{}.{}: {} rows of {} -> SSTables in {} ({} s)", keyspace, table, count, path, folder,
+        String written = folder.getAbsolutePath();
+        if (local == null) {  // remote staging: the SSTables go up to outRoot, the scratch folder goes
+            written = Staging.join(outRoot, taskName, keyspace, table);
+            try {
+                Staging.upload(folder, written, hadoop);
+            } finally {
+                Staging.delete(root);
+            }
+        }
+        LOG.info("{}.{}: {} rows of {} -> SSTables in {} ({} s)", keyspace, table, count, path, written,
                 String.format("%.2f", (System.nanoTime() - started) / 1e9));
-        return folder.getAbsolutePath();
+        return written;
     }
 
     private static volatile String[] jmxCredentials;  // {user, password}; null: the node checks no JMX login

@@ -24,8 +24,8 @@ public final class StreamResult implements Serializable {
         this.seconds = seconds;
     }
 
-    private StreamResult(StreamResult r, long rows) {
-        this.folder = r.folder;
+    private StreamResult(StreamResult r, String folder, long rows) {
+        this.folder = folder;
         this.rows = rows;
         this.replicas = r.replicas;
         this.files = r.files;
@@ -35,7 +35,12 @@ public final class StreamResult implements Serializable {
 
     /** The same result, with the rows the task wrote into the folder. */
     StreamResult withRows(long rows) {
-        return new StreamResult(this, rows);
+        return new StreamResult(this, folder, rows);
+    }
+
+    /** The same result, named after the folder it was copied from (a remote staging folder). */
+    StreamResult withFolder(String folder) {
+        return new StreamResult(this, folder, rows);
     }
 
     public String getFolder() { return folder; }
