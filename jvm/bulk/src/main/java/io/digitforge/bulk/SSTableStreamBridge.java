@@ -145,9 +145,10 @@ public final class SSTableStreamBridge {
     }
 
     /**
-     * The ring and the keyspace's tables, read once over the native port by BulkLoader's own client (the one
-     * sstableloader uses: login, TLS, and the storage port it was given rather than the ring's). The client
-     * class and its TLS helper are not public, hence reflection.
+     * The ring and the keyspace's tables, read once over the native port as BulkLoader's own client reads them
+     * ({@link QuickRing}, without the driver's 2 s shutdown wait), with that client's connections to the replicas
+     * (the one sstableloader uses: login, TLS, and the storage port it was given rather than the ring's). The
+     * client class and its TLS helper are not public, hence reflection.
      */
     private static SSTableLoader.Client readRing(String keyspace, LoaderOptions options, String folder,
                                                  Map<String, String> target) throws IOException {
@@ -160,10 +161,14 @@ public final class SSTableStreamBridge {
                     com.datastax.driver.core.AuthProvider.class, EncryptionOptions.ServerEncryptionOptions.class,
                     com.datastax.driver.core.SSLOptions.class);
             make.setAccessible(true);
-            SSTableLoader.Client client = (SSTableLoader.Client) make.newInstance(options.hosts, options.storagePort,
-                    options.authProvider, options.serverEncOptions, ssl.invoke(null, options.clientEncOptions));
-            client.init(keyspace);
-            return client;
+            com.datastax.driver.core.SSLOptions sslOptions =
+                    (com.datastax.driver.core.SSLOptions) ssl.invoke(null, options.clientEncOptions);
+            SSTableLoader.Client connections = (SSTableLoader.Client) make.newInstance(options.hosts,
+                    options.storagePort, options.authProvider, options.serverEncOptions, sslOptions);
+            QuickRing ring = new QuickRing(options.hosts, options.storagePort, options.authProvider, sslOptions,
+                    connections);
+            ring.init(keyspace);
+            return ring;
         } catch (InvocationTargetException e) {
             Throwable cause = e.getCause();
             throw new IOException(String.format("%s: reading the ring from initial hosts %s (native port %s) failed: %s",
