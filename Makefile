@@ -49,13 +49,14 @@ build/cds/spark-local.jsa: build/jars/.staged lib/digitforge/core/class_archive.
 # venv-pack into var/dist/digitforge-env.tar.gz; scripts/submit.sh ships it as `--archives ...#environment`
 # (profiles with spark.archives) and executors run ./environment/bin/python. venv-pack leaves the
 # interpreter out: executors need the same Python at the same prefix (DIST_PYTHON_PREFIX to name another,
-# e.g. /usr/local for the Dockerfile's image). DIST_COMPRESS: gzip level (1 packs fastest).
+# e.g. /usr/local for the Dockerfile's image). DIST_COMPRESS: gzip level (1 packs fastest). Cassandra's jars (the
+# ingest writers' SSTable writer and bulk loader) travel inside it, under share/digitforge/cassandra-jars.
 DIST_ENV := var/dist/digitforge-env.tar.gz
 DIST_COMPRESS ?= 1
 DIST_PYTHON_PREFIX ?=
 .PHONY: dist
 dist: $(DIST_ENV)
-$(DIST_ENV): .venv/.installed requirements.txt requirements-nodeps.txt pyproject.toml $(shell find lib -name '*.py' -o -name '*.j2')
+$(DIST_ENV): .venv/.installed build/jars/.staged requirements.txt requirements-nodeps.txt pyproject.toml $(shell find lib -name '*.py' -o -name '*.j2')
 	rm -rf var/dist/env var/dist/digitforge-*.whl
 	mkdir -p var/dist
 	$(PY) -m pip wheel -q --no-deps -w var/dist .
@@ -64,6 +65,7 @@ $(DIST_ENV): .venv/.installed requirements.txt requirements-nodeps.txt pyproject
 	var/dist/env/bin/python -m pip install -q -r requirements.txt
 	var/dist/env/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt var/dist/digitforge-*.whl
 	cd /tmp && $(CURDIR)/var/dist/env/bin/python -c "import digitforge, torch, petastorm, pyspark; print('dist env: digitforge from', digitforge.__file__)"
+	mkdir -p var/dist/env/share/digitforge && cp -r build/jars/cassandra var/dist/env/share/digitforge/cassandra-jars
 	$(PY) -m venv_pack -p var/dist/env -o $@.part --format tar.gz --compress-level $(DIST_COMPRESS) --force --quiet \
 	  $(if $(DIST_PYTHON_PREFIX),--python-prefix $(DIST_PYTHON_PREFIX))
 	mv $@.part $@

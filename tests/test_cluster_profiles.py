@@ -54,7 +54,10 @@ def test_every_profile_renders_a_complete_spark_submit_command(profile):
     zip_ = str(ROOT / "var" / "dist" / "digitforge.zip")
     if "spark.archives" in props:  # executors on the packed environment take the package from its wheel
         assert zip_ not in shipped and props["spark.pyspark.python"] == "./environment/bin/python"
-    elif "spark.kubernetes.container.image" not in props:
+    if props.get("spark.pyspark.python", "").endswith("environment/bin/python"):  # and Cassandra's jars from it
+        env_dir = props["spark.pyspark.python"].removesuffix("/bin/python")
+        assert props["spark.digitforge.cassandraJars"] == f"{env_dir}/share/digitforge/cassandra-jars"
+    if "spark.archives" not in props and "spark.kubernetes.container.image" not in props:
         assert shipped[0] == zip_
     assert "spark.files" not in props  # merged into --files, which would override it
     assert props["spark.master"] and not any("@ROOT@" in v or "@DIST@" in v for v in props.values())

@@ -1,7 +1,8 @@
 """A cluster that shares nothing with the checkout: a standalone cluster (scripts/spark-cluster.sh) whose
 workers run from a copy of Spark outside the checkout, in folders outside it, with no Python of their own
 (PYSPARK_PYTHON is the packed environment's relative path, which exists only inside a job that ships it).
-Convert, train across 2 executors and predict run there on the packed environment of `make dist`
+Ingest (the stream writer, with Cassandra's jars from the packed environment and the staging area on S3),
+convert, train across 2 executors and predict run there on the packed environment of `make dist`
 (profile standalone-dist), with snapshots and checkpoints on an S3-compatible server; the ranks report,
 from inside their tasks, the interpreter and the package they ran."""
 import json
@@ -51,17 +52,25 @@ def stored_metrics(keyspace: str, model_id: str) -> dict:
     return json.loads(row.metrics)
 
 
-def test_convert_train_and_predict_on_workers_that_have_only_the_packed_environment(
+def test_ingest_convert_train_and_predict_on_workers_that_have_only_the_packed_environment(
         bare_cluster, s3_endpoint, module_keyspace, make_idx_dataset, tmp_path):
     _, ks = module_keyspace
     where = ["--set", f"convert.snapshot_root=s3://{BUCKET}/bare/snapshots",
              "--set", f"train.checkpoint_dir=s3://{BUCKET}/bare/checkpoints",
              "--set", f"storage.s3_endpoint={s3_endpoint}", "--set", f"report.root={tmp_path / 'reports'}"]
-    run([SUBMIT, "ingest", "--dataset", "mnist", "--keyspace", ks, "--data-dir", str(make_idx_dataset(2400, 600))])
     on_cluster = {"DIGITFORGE_SPARK_PROFILE": "standalone-dist", "DIGITFORGE_SPARK_MASTER": bare_cluster["master"]}
     # Every process of a job unpacks the environment (the driver too, as Spark does with spark.archives):
-    # 12 GB each with the archive's copy on this one disk. Convert and predict take one executor.
+    # 12 GB each with the archive's copy on this one disk. Ingest, convert and predict take one executor.
     one_executor = on_cluster | {"DIGITFORGE_SPARK_CONF": "spark.cores.max=1"}
+
+    # The executor reads the staged rows from the bucket, writes SSTables with the environment's Cassandra jars and
+    # puts them there; the streaming task takes them from there to the node: no disk shared with the driver.
+    ingested = last_json(run([SUBMIT, "ingest", "--dataset", "mnist", "--keyspace", ks, "--data-dir",
+                              str(make_idx_dataset(2400, 600)), "--set", f"ingest.staging_dir=s3://{BUCKET}/bare/staging",
+                              "--set", f"storage.s3_endpoint={s3_endpoint}"], env=one_executor).stdout)
+    assert {(t["table"], t["writer"], t["found"]) for t in ingested["tables"]} == \
+        {(f"{ks}.raw_train", "stream", 2400), (f"{ks}.raw_test", "stream", 600)}
+    drop_finished_apps(bare_cluster)
 
     manifest = last_json(run([SUBMIT, "convert", "--dataset", "mnist", "--keyspace", ks, *where], env=one_executor).stdout)
     assert manifest["rows"] == {"train": 2400, "test": 600} and manifest["path"].startswith(f"s3://{BUCKET}/bare/")

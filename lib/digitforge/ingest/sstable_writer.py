@@ -92,6 +92,19 @@ def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, ou
     return list(folders)
 
 
+# Set by profiles whose executors run on the packed environment (make dist puts the jars in it): where those
+# executors find Cassandra's jars, which the checkout's ingest.cassandra_jars is not.
+EXECUTOR_JARS_CONF = "spark.digitforge.cassandraJars"
+
+
+def cassandra_jars(spark, cfg: dict) -> str:
+    """The folder of cassandra-all and its deps as the executors see it: the profile's
+    spark.digitforge.cassandraJars, else ingest.cassandra_jars (local mode, or executors that share this path)."""
+    from digitforge.core.config import project_path
+
+    return spark.conf.get(EXECUTOR_JARS_CONF, None) or str(project_path(cfg["ingest"]["cassandra_jars"]))
+
+
 def check_folders(folders: list[str], files: list[str]) -> None:
     """Before any table changes: one SSTable folder came back per staged file, and each holds complete
     SSTables (every component its TOC.txt names is there, the data file not empty)."""
@@ -115,13 +128,10 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
     (`partitions` tasks per table), the folders checked; then `land(import_all)` imports them all
     (landing.all_or_none: every table or none). Nothing is imported unless every task succeeded.
     Returns what `land` returns (the count checks)."""
-    from digitforge.core.config import project_path
-
     started = time.time()
     files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
-    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"),
-                             project_path(cfg["ingest"]["cassandra_jars"]))
+    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), cassandra_jars(spark, cfg))
     check_folders(folders, files)
     written = time.time()
 

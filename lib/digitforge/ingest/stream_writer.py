@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 
 from digitforge.core import storage
 from digitforge.ingest import cql_writer
-from digitforge.ingest.sstable_writer import BulkLoadError, java_strings, stage_batches, write_sstables
+from digitforge.ingest.sstable_writer import (BulkLoadError, cassandra_jars, java_strings, stage_batches,
+                                              write_sstables)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def stream_folders(spark, cfg: dict, folders: list[str]) -> list[dict]:
     streamer = spark._jvm.io.digitforge.bulk.SparkSSTableStreamer
     try:
         results = streamer.streamFolders(spark.sparkContext._jsc.sc(), java_strings(spark.sparkContext._gateway, folders),
-                                         str(_jars(cfg)), stream_target(spark, cfg))
+                                         cassandra_jars(spark, cfg), stream_target(spark, cfg))
     except Py4JJavaError as e:
         raise BulkLoadError(f"streaming SSTables to {','.join(map(str, cfg['cassandra']['hosts']))} "
                             f"(storage port {cfg['cassandra']['storage_port']}) failed: {_cause(e)}; re-run the "
@@ -73,13 +73,15 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
     started = time.time()
     files, tables = stage_batches(batches, folder, partitions, keyspace)
     staged = time.time()
-    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), _jars(cfg))
+    folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), cassandra_jars(spark, cfg))
     written = time.time()
     sent: list[dict] = []
+    streamed = []  # when the stream (or its CQL fallback) ended: the rest of `land` is the count checks
 
     def stream_all() -> None:
         try:
             sent.extend(stream_folders(spark, cfg, folders))
+            streamed.append(time.time())
         except BulkLoadError as e:
             down, problem = stream_failure(cfg, keyspace)
             if problem:
@@ -91,12 +93,15 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
                         ", ".join(down), cfg["cassandra"]["storage_port"], cfg["cassandra"]["consistency"],
                         ", ".join(down), keyspace, e)
             cql_writer.write_tables(spark, cfg, batches, keyspace, storage.join(folder, "cql"), partitions)
+            streamed.append(time.time())
 
     reports = land(stream_all)
+    landed = time.time()
     replicas = sorted({r for s in sent for r in s["replicas"]})
-    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs in %s, streamed %.1f MiB to %d replicas (%s) %.2fs",
-             keyspace, staged - started, len(folders), written - staged, storage.join(folder, "sstables"),
-             sum(s["bytes"] for s in sent) / 2 ** 20, len(replicas), " ".join(replicas), time.time() - written)
+    log.info("%s: staged %.2fs, %d SSTable folders written %.2fs in %s, streamed %.1f MiB to %d replicas (%s) %.2fs, "
+             "counted %.2fs", keyspace, staged - started, len(folders), written - staged, storage.join(folder, "sstables"),
+             sum(s["bytes"] for s in sent) / 2 ** 20, len(replicas), " ".join(replicas), streamed[0] - written,
+             landed - streamed[0])
     return reports
 
 
@@ -111,12 +116,6 @@ def stream_failure(cfg: dict, keyspace: str) -> tuple[list[str], str | None]:
     with session(cfg) as s:
         down = [a for a in nodes(cfg, s) if not port_answers(a, int(cfg["cassandra"]["storage_port"]))]
         return down, ("no node is down" if not down else writable_without(s, keyspace, cfg, down))
-
-
-def _jars(cfg: dict) -> Path:
-    from digitforge.core.config import project_path
-
-    return project_path(cfg["ingest"]["cassandra_jars"])
 
 
 def _cause(e) -> str:
