@@ -51,14 +51,16 @@ def bring_back_killed_node():
 
 def test_node_killed_mid_stream_ingest_completes_with_exact_counts(ring, ring_keyspaces, data):
     """Killed as soon as every SSTable folder is written (the writer's own log line per folder, 4 per table):
-    the streaming job starts then and streams for seconds. The streams to the dead replica fail, the live two
+    the streaming job starts then, and streams for seconds (53 MB to 3 replicas at 4 MiB/s: the loader's
+    throttle, so that the kill lands mid-stream on any machine; unthrottled it takes well under a second). The streams to the dead replica fail, the live two
     of three satisfy LOCAL_QUORUM, so the rows go again through CQL with a WARNING naming the node and the
     repair; exit 0, counts exact."""
     ks = f"ring_kill_ingest_{os.getpid()}"
     ring_keyspaces.append(ks)
     written = re.compile(r"SparkSSTableWriter: \S+: \d+ rows of ")
     try:
-        done = kill_while(ingest_cmd(data, ks, "--set", "ingest.writer=stream", "--set", "ingest.write_partitions=4"),
+        done = kill_while(ingest_cmd(data, ks, "--set", "ingest.writer=stream", "--set", "ingest.write_partitions=4",
+                                     "--set", "ingest.stream_throttle_mib=4"),
                           ENV, lambda log: len(written.findall(log)) == 8, [RING, "kill-node", KILLED])
         text = done.stdout + done.stderr
         assert done.returncode == 0, text[-5000:]

@@ -59,6 +59,7 @@ class IngestConfig(Section):
     write_partitions: int = Field(ge=0)
     staging_dir: str = Field(min_length=1)
     cassandra_jars: str = Field(min_length=1)
+    stream_throttle_mib: int = Field(ge=0)
     split_ratio: float = Field(gt=0, le=1)
     split_seed: int
     stratify: bool

@@ -77,18 +77,18 @@ def stage_batches(batches: list, folder: str, partitions: int, keyspace: str) ->
     return files, tables
 
 
-def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, out_root, cassandra_jars) -> list[str]:
+def write_sstables(spark, files: list[str], tables: list[str], keyspace: str, out_root, jars_dir) -> list[str]:
     """One Spark task per staged record file (file i holding rows of keyspace.tables[i]) writes its rows as
     SSTables in a folder of its own under out_root, named after the table (files and out_root: local paths or
-    URLs of a Hadoop filesystem; for a URL each task writes locally, then copies its folder up). Returns the
-    folders."""
+    URLs of a Hadoop filesystem; for a URL each task writes locally, then copies its folder up), with Cassandra's
+    jars from jars_dir (cassandra_jars). Returns the folders."""
     gateway = spark.sparkContext._gateway
     writer = spark._jvm.io.digitforge.bulk.SparkSSTableWriter
     folders = writer.writeRecordFiles(
         spark.sparkContext._jsc.sc(), java_strings(gateway, files), java_strings(gateway, tables),
         java_strings(gateway, [create_statement(keyspace, t) for t in tables]),
         java_strings(gateway, [insert_statement(keyspace, t) for t in tables]),
-        keyspace, str(cassandra_jars), str(out_root))
+        keyspace, str(jars_dir), str(out_root))
     return list(folders)
 
 

@@ -36,12 +36,14 @@ log = logging.getLogger(__name__)
 
 
 def stream_target(spark, cfg: dict):
-    """The loader's StreamTarget for cfg: the contact points, native and storage ports, login and TLS."""
+    """The loader's StreamTarget for cfg: the contact points, native and storage ports, login and TLS, and the
+    outbound limit (ingest.stream_throttle_mib)."""
     from digitforge.core import connection
 
     c, creds = cfg["cassandra"], connection.credentials()
-    target = spark._jvm.io.digitforge.bulk.StreamTarget.of(",".join(connection.hosts(cfg)), int(c["port"]),
-                                                          int(c["storage_port"]))
+    target = (spark._jvm.io.digitforge.bulk.StreamTarget.of(",".join(connection.hosts(cfg)), int(c["port"]),
+                                                           int(c["storage_port"]))
+              .withThrottleMebibytes(int(cfg["ingest"]["stream_throttle_mib"])))
     if creds.username:
         target = target.withCredentials(creds.username, creds.password or "")
     if c.get("ssl"):

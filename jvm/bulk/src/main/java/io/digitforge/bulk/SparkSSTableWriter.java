@@ -84,16 +84,42 @@ public final class SparkSSTableWriter {
         TaskContext task = TaskContext.get();
         String taskName = task == null ? "driver" : String.format("task-%d-%d-%d", task.stageId(),
                 task.partitionId(), task.attemptNumber());
+        int count = records.capacity() / RECORD_BYTES;
         File local = Staging.localFile(outRoot);
-        File root = local != null ? local : Staging.localScratch();
+        String written;
+        if (local != null) {
+            File folder = taskFolder(local, taskName, keyspace, table);
+            writeSSTables(records, count, folder, cassandraJarDir, createTable, insert);
+            written = folder.getAbsolutePath();
+        } else {  // remote staging: written into a local scratch folder, copied up to outRoot, the scratch removed
+            File scratch = Staging.localScratch();
+            try {
+                File folder = taskFolder(scratch, taskName, keyspace, table);
+                writeSSTables(records, count, folder, cassandraJarDir, createTable, insert);
+                written = Staging.join(outRoot, taskName, keyspace, table);
+                Staging.upload(folder, written, hadoop);
+            } finally {
+                Staging.delete(scratch);
+            }
+        }
+        LOG.info("{}.{}: {} rows of {} -> SSTables in {} ({} s)", keyspace, table, count, path, written,
+                String.format("%.2f", (System.nanoTime() - started) / 1e9));
+        return written;
+    }
+
+    private static File taskFolder(File root, String taskName, String keyspace, String table) throws IOException {
         File folder = new File(new File(new File(root, taskName), keyspace), table);
         if (!folder.mkdirs()) throw new IOException("cannot create " + folder + " (does it exist already?)");
+        return folder;
+    }
 
+    /** count records as SSTables in folder, by Cassandra's writer in its own class loader (SSTableWriterBridge). */
+    private static void writeSSTables(ByteBuffer records, int count, File folder, String cassandraJarDir,
+                                      String createTable, String insert) throws Exception {
         ClassLoader cassandra = CassandraClassLoader.forJars(cassandraJarDir);
         Thread thread = Thread.currentThread();
         ClassLoader previous = thread.getContextClassLoader();
         thread.setContextClassLoader(cassandra);  // Cassandra looks some things up through the context loader
-        int count = records.capacity() / RECORD_BYTES;
         try {
             Object bridge = Class.forName(BRIDGE, true, cassandra)
                     .getConstructor(String.class, String.class, String.class)
@@ -111,18 +137,6 @@ public final class SparkSSTableWriter {
         } finally {
             thread.setContextClassLoader(previous);
         }
-        String written = folder.getAbsolutePath();
-        if (local == null) {  // remote staging: the SSTables go up to outRoot, the scratch folder goes
-            written = Staging.join(outRoot, taskName, keyspace, table);
-            try {
-                Staging.upload(folder, written, hadoop);
-            } finally {
-                Staging.delete(root);
-            }
-        }
-        LOG.info("{}.{}: {} rows of {} -> SSTables in {} ({} s)", keyspace, table, count, path, written,
-                String.format("%.2f", (System.nanoTime() - started) / 1e9));
-        return written;
     }
 
     private static volatile String[] jmxCredentials;  // {user, password}; null: the node checks no JMX login
