@@ -29,6 +29,8 @@ def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str =
     if not ALIAS_NAME.match(alias or "") or _is_uuid(alias):
         raise ValueError(f"alias {alias!r}: use a letter then letters, digits, '_', '.' or '-' (at most 64), "
                          "not a model id")
+    from cassandra import WriteTimeout
+
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     with session(cfg, keyspace) as s:
         model_id, _ = resolve_ref(s, keyspace, ref)
@@ -38,7 +40,13 @@ def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str =
             if current == model_id:
                 log.info("alias %s already points at %s", alias, model_id)
                 return {"alias": alias, "model_id": str(model_id), "previous": str(current), "changed": False}
-            changed = _change(s, alias, current, model_id, reason)
+            try:
+                changed = _change(s, alias, current, model_id, reason)
+            except WriteTimeout as e:
+                # Contention (promotions racing on one partition): the change may or may not have applied.
+                # The serial read at the loop's top settles it: pointing at model_id already, or not yet.
+                log.info("alias %s: the conditional change timed out (%s); reading it again", alias, e)
+                continue
             if changed:
                 return changed
             log.info("alias %s changed while promoting; reading it again", alias)
@@ -58,7 +66,14 @@ def champion_if_none(cfg: dict, dataset: str, model_id, alias: str = "champion")
 
 
 def _points_at(s, alias: str) -> uuid.UUID | None:
-    row = s.execute("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1", (alias,)).one()
+    """Where the alias points, read at the serial consistency level (cassandra.serial_consistency): a change
+    still in flight is completed (or dropped) first, so a promotion never decides on a value about to change."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    from cassandra.query import SimpleStatement
+
+    serial = s.get_execution_profile(EXEC_PROFILE_DEFAULT).serial_consistency_level
+    row = s.execute(SimpleStatement("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1",
+                                    consistency_level=serial), (alias,)).one()
     return row.model_id if row else None
 
 
