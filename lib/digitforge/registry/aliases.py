@@ -6,6 +6,7 @@ import getpass
 import logging
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from digitforge.core.clock import iso_utc, now_ms
 from digitforge.core.config import dataset_info
@@ -36,12 +37,12 @@ def promote(cfg: dict, dataset: str, ref, alias: str = "champion", reason: str =
         model_id, _ = resolve_ref(s, keyspace, ref)
         refuse_original_demo(s, keyspace, model_id, alias)
         for _ in range(attempts):
-            current = _points_at(s, alias)
+            current, last_change = _state(s, alias)
             if current == model_id:
                 log.info("alias %s already points at %s", alias, model_id)
                 return {"alias": alias, "model_id": str(model_id), "previous": str(current), "changed": False}
             try:
-                changed = _change(s, alias, current, model_id, reason)
+                changed = _change(s, alias, current, model_id, reason, after=last_change)
             except WriteTimeout as e:
                 # Contention (promotions racing on one partition): the change may or may not have applied.
                 # The serial read at the loop's top settles it: pointing at model_id already, or not yet.
@@ -59,31 +60,40 @@ def champion_if_none(cfg: dict, dataset: str, model_id, alias: str = "champion")
     only while the alias is still unset (a concurrent first model or a promotion wins). True if it did."""
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     with session(cfg, keyspace) as s:
-        if _points_at(s, alias) is not None:
+        if _state(s, alias)[0] is not None:
             return False
         changed = _change(s, alias, None, uuid.UUID(str(model_id)), FIRST_MODEL)
     return bool(changed)
 
 
-def _points_at(s, alias: str) -> uuid.UUID | None:
-    """Where the alias points, read at the serial consistency level (cassandra.serial_consistency): a change
-    still in flight is completed (or dropped) first, so a promotion never decides on a value about to change."""
+def _state(s, alias: str) -> tuple[uuid.UUID | None, datetime | None]:
+    """(where the alias points, when its newest change was made), read at the serial consistency level
+    (cassandra.serial_consistency): a change still in flight is completed (or dropped) first, so a promotion
+    never decides on a value about to change."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
     from cassandra.query import SimpleStatement
 
     serial = s.get_execution_profile(EXEC_PROFILE_DEFAULT).serial_consistency_level
-    row = s.execute(SimpleStatement("SELECT model_id FROM aliases WHERE alias = %s LIMIT 1",
+    row = s.execute(SimpleStatement("SELECT model_id, changed_at FROM aliases WHERE alias = %s LIMIT 1",
                                     consistency_level=serial), (alias,)).one()
-    return row.model_id if row else None
+    if row is None:
+        return None, None
+    last = row.changed_at.replace(tzinfo=timezone.utc) if row.changed_at else None
+    return row.model_id, last
 
 
-def _change(s, alias: str, current: uuid.UUID | None, model_id: uuid.UUID, reason: str) -> dict | None:
+def _change(s, alias: str, current: uuid.UUID | None, model_id: uuid.UUID, reason: str,
+            after: datetime | None = None) -> dict | None:
     """The conditional batch: the alias moves from `current` to `model_id` and its history gets the change,
-    both or neither. The change's summary, or None when the alias no longer pointed at `current`."""
+    both or neither. The change's summary, or None when the alias no longer pointed at `current`. Its time is
+    later than `after` (the newest change's): the history is ordered by time at millisecond precision, and two
+    promotions within one millisecond would otherwise sort at random."""
     from cassandra.query import BatchStatement, SimpleStatement
     from cassandra.util import uuid_from_time
 
     now = now_ms()
+    if after is not None and now <= after:
+        now = after + timedelta(milliseconds=1)
     batch = BatchStatement()
     batch.add(SimpleStatement("UPDATE aliases SET model_id = %s WHERE alias = %s IF model_id = %s"),
               (model_id, alias, current))
