@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.util.HashMap;
 import java.util.Map;
 
+import org.apache.commons.io.FileUtils;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileStatus;
@@ -110,10 +111,8 @@ final class Staging {
         return folder;
     }
 
-    /** Removes a local folder and what it holds (a task's scratch). */
+    /** Removes a task's local scratch folder and what it holds (commons-io, on Spark's class path). */
     static void delete(File folder) {
-        File[] children = folder.listFiles();
-        if (children != null) for (File c : children) delete(c);
-        folder.delete();
+        FileUtils.deleteQuietly(folder);
     }
 }
