@@ -121,6 +121,15 @@ def test_accounting_expects_old_plus_new_rows_and_fails_on_loss():
         ingest.account("ks.t", before, written, after=np.setdiff1d(np.arange(100), [77]))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_token_slices_cover_the_murmur3_ring_once(n):
+    slices = ingest.token_slices(n)
+    assert len(slices) == n
+    assert slices[0][0] == -2 ** 63 and slices[-1][1] == 2 ** 63 - 1
+    assert all(lo <= hi for lo, hi in slices)
+    assert all(prev[1] + 1 == nxt[0] for prev, nxt in zip(slices, slices[1:]))  # no gap, no overlap
+
+
 def test_input_error_in_finds_the_message_inside_a_task_failure():
     from digitforge.core.errors import input_error_in
 

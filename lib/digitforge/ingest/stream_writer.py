@@ -80,10 +80,12 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
     sent: list[dict] = []
     streamed = []  # when the stream (or its CQL fallback) ended: the rest of `land` is the count checks
 
-    def stream_all() -> None:
+    def stream_all() -> bool:
+        """True: every replica of every row took its files (the count may then read any one replica)."""
         try:
             sent.extend(stream_folders(spark, cfg, folders))
             streamed.append(time.time())
+            return True
         except BulkLoadError as e:
             down, problem = stream_failure(cfg, keyspace)
             if problem:
@@ -96,6 +98,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
                         ", ".join(down), keyspace, e)
             cql_writer.write_tables(spark, cfg, batches, keyspace, storage.join(folder, "cql"), partitions)
             streamed.append(time.time())
+            return False  # written at cassandra.consistency: the dead node's replicas lack them
 
     reports = land(stream_all)
     landed = time.time()

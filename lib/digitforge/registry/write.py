@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 
 from digitforge.core.clock import now_ms
 from digitforge.core.config import dataset_info
 from digitforge.core.connection import session
 from digitforge.core.digest import sha256
+from digitforge.core.retrying import Retrying
 from digitforge.registry import chunks
 from digitforge.registry.metrics import class_rows
 from digitforge.registry.read import ARTIFACTS, SUMMARY_COLUMNS
@@ -37,40 +37,6 @@ def model_id_for(run_id: str | None, weights: bytes | None) -> uuid.UUID:
     if run_id and weights is not None:
         return uuid.uuid5(RUN_NAMESPACE, f"{run_id}/{sha256(weights)}")
     return uuid.uuid4()
-
-
-def is_transient(e: BaseException) -> bool:
-    """Errors worth another try of an idempotent write: timeouts, too few replicas, no host for now."""
-    from cassandra import CoordinationFailure, OperationTimedOut, Unavailable, WriteTimeout
-    from cassandra.cluster import NoHostAvailable
-
-    return isinstance(e, (WriteTimeout, Unavailable, OperationTimedOut, NoHostAvailable, CoordinationFailure))
-
-
-class Retrying:
-    """Runs idempotent writes, retrying transient errors `attempts` times in all, waiting backoff_s,
-    then twice as long each time (capped at 30 s), logging every retry."""
-
-    def __init__(self, attempts: int = 5, backoff_s: float = 0.5):
-        self.attempts, self.backoff_s = max(1, int(attempts)), float(backoff_s)
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "Retrying":
-        rcfg = cfg.get("registry", {})
-        return cls(rcfg.get("retry_attempts", 5), rcfg.get("retry_backoff_s", 0.5))
-
-    def __call__(self, what: str, write, *args):
-        wait = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return write(*args)
-            except Exception as e:
-                if not is_transient(e) or attempt == self.attempts:
-                    raise
-                log.warning("%s failed (%s: %s); retry %d of %d in %.1fs", what, type(e).__name__, e, attempt,
-                            self.attempts - 1, wait)
-                time.sleep(wait)
-                wait = min(wait * 2, 30.0)
 
 
 def _write_chunk(s, model_id: uuid.UUID, artifact: str, seq: int, data: bytes) -> None:
