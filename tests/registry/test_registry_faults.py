@@ -83,11 +83,11 @@ def test_a_transient_failure_is_retried_until_it_heals_and_gives_one_model(reg, 
                     s.execute(f"ALTER KEYSPACE {ks} WITH replication = {replication % 1}")
 
         heal = HealAtFirstRetry()
-        logging.getLogger("digitforge.registry.write").addHandler(heal)
+        logging.getLogger("digitforge.core.retrying").addHandler(heal)
         try:
             model_id, _ = register(reg, "transient")
         finally:
-            logging.getLogger("digitforge.registry.write").removeHandler(heal)
+            logging.getLogger("digitforge.core.retrying").removeHandler(heal)
             s.execute(f"ALTER KEYSPACE {ks} WITH replication = {replication % 1}")
     assert "Unavailable" in heal.healed
     assert rows_of(reg, model_id) == {"models": True, "chunks": ["network"], "classes": 10, "by_date": [model_id]}

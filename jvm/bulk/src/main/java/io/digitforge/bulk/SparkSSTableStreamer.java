@@ -149,9 +149,7 @@ public final class SparkSSTableStreamer {
                                                            String[] createTables, String[] inserts, String keyspace,
                                                            String cassandraJarDir, String outRoot,
                                                            StreamTarget target) {
-        List<String> locations = new ArrayList<>(Arrays.asList(files));
-        locations.add(outRoot);
-        if (Staging.settingsFor(sc, locations) != null) {
+        if (Staging.settingsFor(sc, files, outRoot) != null) {
             throw new IllegalArgumentException("writeAndStreamRecordFiles takes local files and a local outRoot; "
                     + "for remote staging use writeRecordFiles, then streamFolders");
         }

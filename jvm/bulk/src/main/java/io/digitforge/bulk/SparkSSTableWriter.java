@@ -53,9 +53,7 @@ public final class SparkSSTableWriter {
                                             String outRoot) {
         List<String[]> work = new ArrayList<>();
         for (int i = 0; i < files.length; i++) work.add(new String[]{files[i], tables[i], createTables[i], inserts[i]});
-        List<String> locations = new ArrayList<>(Arrays.asList(files));
-        locations.add(outRoot);
-        Staging.HadoopSettings hadoop = Staging.settingsFor(sc, locations);
+        Staging.HadoopSettings hadoop = Staging.settingsFor(sc, files, outRoot);
         FlatMapFunction<Iterator<String[]>, String> writeFiles = items -> {
             List<String> folders = new ArrayList<>();
             while (items.hasNext()) {

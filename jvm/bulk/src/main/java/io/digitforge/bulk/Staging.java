@@ -5,7 +5,10 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.net.URI;
 import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.apache.commons.io.FileUtils;
@@ -41,6 +44,13 @@ final class Staging {
             entries.forEach(conf::set);
             return FileSystem.newInstance(location.toUri(), conf);
         }
+    }
+
+    /** settingsFor the record files and the folder the SSTables go under. */
+    static HadoopSettings settingsFor(SparkContext sc, String[] files, String outRoot) {
+        List<String> locations = new ArrayList<>(Arrays.asList(files));
+        locations.add(outRoot);
+        return settingsFor(sc, locations);
     }
 
     /** The driver's Hadoop settings when a location is remote (they travel with every task), else null. */
