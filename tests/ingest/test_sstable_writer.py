@@ -31,6 +31,16 @@ def test_staged_files_hold_every_record_once_in_order(tmp_path, monkeypatch):
     assert len(bulk.stage_records(few, tmp_path / "few", files=8)) == 2  # never an empty file
 
 
+def test_no_staged_file_holds_more_than_task_rows(tmp_path):
+    images = np.zeros((10, 28, 28), np.uint8)
+    train = Batch("raw_train", np.arange(10, dtype=np.int32), images, np.zeros(10, np.uint8), "fixture")
+    test = Batch("raw_test", np.arange(3, dtype=np.int32), images[:3], np.zeros(3, np.uint8), "fixture")
+    files, tables = bulk.stage_batches([train, test], str(tmp_path), partitions=2, keyspace="ks", task_rows=3)
+    sizes = [len(np.fromfile(f, dtype=ingest_rows.RECORD)) for f in files]
+    assert tables == ["raw_train"] * 4 + ["raw_test"] * 2  # 10 rows need 4 files of <= 3; 3 rows keep 2
+    assert max(sizes) <= 3 and sum(sizes) == 13
+
+
 def test_writer_statements_match_the_raw_tables():
     assert bulk.create_statement("ks", "raw_train") == \
         "CREATE TABLE ks.raw_train (id int PRIMARY KEY, label int, pixels blob)"

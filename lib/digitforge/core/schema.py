@@ -57,6 +57,7 @@ class IngestConfig(Section):
     dataset: str
     writer: Literal["auto", "sstable", "stream", "cql"]
     write_partitions: int = Field(ge=0)
+    task_rows: int = Field(ge=1)
     staging_dir: str = Field(min_length=1)
     cassandra_jars: str = Field(min_length=1)
     stream_throttle_mib: int = Field(ge=0)

@@ -66,12 +66,14 @@ def stage_records(batch, folder: str, files: int) -> list[str]:
     return paths
 
 
-def stage_batches(batches: list, folder: str, partitions: int, keyspace: str) -> tuple[list[str], list[str]]:
-    """Every batch staged as `partitions` record files under folder/rows/<table>: (the files, each file's table),
-    what write_sstables takes. Shared by the sstable and stream writers."""
+def stage_batches(batches: list, folder: str, partitions: int, keyspace: str, task_rows: int) -> tuple[list[str], list[str]]:
+    """Every batch staged as record files under folder/rows/<table>: `partitions` of them, or more so that none
+    holds over task_rows rows (each file is one Spark task, which holds its rows to sort them: its memory stays
+    bounded however large the table). Returns (the files, each file's table), what write_sstables takes. Shared
+    by the sstable and stream writers."""
     files, tables = [], []
     for b in progress(batches, desc=f"{keyspace}: staging", unit="table"):
-        paths = stage_records(b, storage.join(folder, "rows", b.table), partitions)
+        paths = stage_records(b, storage.join(folder, "rows", b.table), max(partitions, -(-len(b) // task_rows)))
         files += paths
         tables += [b.table] * len(paths)
     return files, tables
@@ -129,7 +131,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
     (landing.all_or_none: every table or none). Nothing is imported unless every task succeeded.
     Returns what `land` returns (the count checks)."""
     started = time.time()
-    files, tables = stage_batches(batches, folder, partitions, keyspace)
+    files, tables = stage_batches(batches, folder, partitions, keyspace, int(cfg["ingest"]["task_rows"]))
     staged = time.time()
     folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), cassandra_jars(spark, cfg))
     check_folders(folders, files)

@@ -73,7 +73,7 @@ def write_batches(spark, cfg: dict, batches: list, keyspace: str, folder: str, p
     `land` (which counts the tables and, for --replace, deletes stale rows only after every table is in).
     Returns what `land` returns."""
     started = time.time()
-    files, tables = stage_batches(batches, folder, partitions, keyspace)
+    files, tables = stage_batches(batches, folder, partitions, keyspace, int(cfg["ingest"]["task_rows"]))
     staged = time.time()
     folders = write_sstables(spark, files, tables, keyspace, storage.join(folder, "sstables"), cassandra_jars(spark, cfg))
     written = time.time()
