@@ -37,7 +37,8 @@ class WriteFailed(RuntimeError):
 def write_rows(spark, cfg: dict, batches: list, keyspace: str, writer: str, land) -> tuple[list[dict], float]:
     """Stage every batch and write it to keyspace.<batch.table> with `writer` (sstable: one Spark job for all
     tables; cql: the connector, table by table), the landing (imports, count checks, stale rows) done by
-    `land(write_step)` inside it (write_step returns True when every replica took every row). Returns (land's reports, the seconds it took)."""
+    `land(write_step)` inside it (write_step returns True when every replica took every row). Returns (land's
+    reports, the seconds it took)."""
     from py4j.protocol import Py4JJavaError
 
     from digitforge.core import storage
