@@ -74,6 +74,7 @@ class ConvertConfig(Section):
     dataset: str
     snapshot_root: str = Field(min_length=1)
     files_per_split: int = Field(ge=1)
+    file_rows: int = Field(ge=0)
     row_group_size_mb: int = Field(ge=1)
 
 

@@ -60,7 +60,7 @@ def take(spark, cfg: dict, dataset: str, keyspace: str) -> dict:
     try:
         return write_snapshot(spark, splits, project_location(cc["snapshot_root"]), dataset,
                               source={"keyspace": keyspace, "tables": {"train": "raw_train", "test": "raw_test"}},
-                              files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"])
+                              files_per_split=cc["files_per_split"], row_group_size_mb=cc["row_group_size_mb"], file_rows=cc["file_rows"])
     except Exception as e:  # a bad row of an original-demo table fails its Spark task
         problem = input_error_in(e)
         if problem is None:

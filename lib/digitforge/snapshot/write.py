@@ -34,9 +34,12 @@ def unischema():
 
 
 def write_snapshot(spark, splits: dict, root, dataset: str, source: dict,
-                   files_per_split: int = 8, row_group_size_mb: int = 2) -> dict:
+                   files_per_split: int = 8, row_group_size_mb: int = 2, file_rows: int = 0) -> dict:
     """Write each split DataFrame as a Petastorm dataset; return the manifest. source["keyspace"] (the
-    keyspace the rows came from) places the snapshot: each keyspace has its own versions of a dataset."""
+    keyspace the rows came from) places the snapshot: each keyspace has its own versions of a dataset.
+    file_rows (0: no cap) caps the rows of one file: each of the files_per_split partitions is cut into as many
+    files as it needs, so a row group (what a writing task buffers and a rank reads at once) stays the same size
+    however large the table."""
     from petastorm.etl.dataset_metadata import materialize_dataset
 
     from digitforge.snapshot.manifest import SETTING, snapshot_folder, write_manifest
@@ -56,7 +59,8 @@ def write_snapshot(spark, splits: dict, root, dataset: str, source: dict,
             # At least files_per_split row groups, so that many ranks each get a shard.
             with materialize_dataset(spark, url, schema, row_group_size_mb,
                                      filesystem_factory=None if fs is None else lambda: fs):
-                df.repartition(files_per_split).write.mode("overwrite").parquet(url)
+                (df.repartition(files_per_split).write.mode("overwrite")
+                 .option("maxRecordsPerFile", file_rows).parquet(url))
             counts[split] = spark.read.parquet(url).count()
             log.info("snapshot %s/%s: %d rows -> %s", version, split, counts[split], url)
         empty = [split for split, n in counts.items() if n == 0]
@@ -69,6 +73,7 @@ def write_snapshot(spark, splits: dict, root, dataset: str, source: dict,
     manifest = {
         "dataset": dataset, "version": version, "created": now_iso(),
         "path": base, "rows": counts, "source": source, "files_per_split": files_per_split,
+        "file_rows": file_rows,
         "seconds": round(time.time() - started, 2),
     }
     write_manifest(manifest)
