@@ -111,3 +111,38 @@ def test_pages_escape_what_they_show(tmp_path):
     text = write_report(inp, tmp_path).read_text()
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "a &amp; b &lt;b&gt;bold&lt;/b&gt;" in text
+
+
+def test_evaluation_in_chunks_matches_one_pass_and_keeps_only_the_grids_images(tmp_path):
+    """The report's scoring (inference/scoring.evaluate) reads rows a chunk at a time in any order: the same
+    per-row results (sorted by id) as in one chunk, and only the most confidently wrong rows' images, which are
+    the ones the grid shows."""
+    import torch
+
+    from digitforge.inference.scoring import evaluate
+    from digitforge.snapshot.read import LabelledRows
+
+    rng = np.random.default_rng(3)
+    n = 500
+    ids, labels = rng.permutation(n) + 1000, rng.integers(0, 10, n)
+    pixels = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+    torch.manual_seed(0)
+    model = build_model("mlp")
+
+    def chunks(size):
+        return [LabelledRows(ids[i:i + size], labels[i:i + size], pixels[i:i + size], "t") for i in range(0, n, size)]
+
+    whole, parts = evaluate(model, chunks(n), keep_wrong=7), evaluate(model, chunks(64), keep_wrong=7, batch_size=50)
+    assert np.array_equal(whole["ids"], np.sort(ids)) and np.array_equal(parts["ids"], whole["ids"])
+    for key in ("labels", "predictions", "confusion_matrix"):
+        assert np.array_equal(np.asarray(parts[key]), np.asarray(whole[key])), key
+    assert np.allclose(parts["confidences"], whole["confidences"]) and parts["loss"] == pytest.approx(whole["loss"])
+    wrong = np.flatnonzero(whole["labels"] != whole["predictions"])
+    grid_rows = wrong[np.argsort(-whole["confidences"][wrong], kind="stable")][:7]
+    assert len(wrong) > 7 and sorted(parts["wrong_images"]) == sorted(grid_rows.tolist())
+    by_id = dict(zip(ids.tolist(), pixels))
+    for row, image in parts["wrong_images"].items():
+        assert np.array_equal(image, by_id[int(whole["ids"][row])])
+    _, n_wrong = misclassified_grid(parts["wrong_images"], parts["labels"], parts["predictions"], DIGITS,
+                                    tmp_path / "g.png", parts["confidences"], 7)
+    assert n_wrong == len(wrong)

@@ -20,7 +20,7 @@ from digitforge.registry import artifacts
 from digitforge.report.inputs import ReportInputs
 from digitforge.report.render import write_comparison, write_report
 from digitforge.snapshot import read as rows
-from digitforge.snapshot.read import LabelledRows
+from digitforge.snapshot.read import SplitRows
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def manifest_of(lineage: dict) -> dict | None:
         return None
 
 
-def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> LabelledRows | None:
-    """The snapshot's test split, else the dataset's raw_test table, else None."""
+def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> SplitRows | None:
+    """The snapshot's test split, else the dataset's raw_test table, else None (read a chunk at a time)."""
     if manifest is not None:
         try:
             return rows.from_snapshot(manifest, "test")
@@ -53,11 +53,10 @@ def test_rows(cfg: dict, dataset: str, manifest: dict | None) -> LabelledRows | 
             log.warning("snapshot %s unreadable (%s): using raw_test", manifest.get("version"), e)
     keyspace = dataset_info(cfg, dataset)["keyspace"]
     try:
-        found = rows.from_cassandra(cfg, keyspace, "raw_test")
-    except Exception as e:  # no table, no node: the report goes on without the misclassified grid
+        return rows.from_cassandra(cfg, keyspace, "raw_test")
+    except Exception as e:  # no table, an empty one, no node: the report goes on without the misclassified grid
         log.warning("no test rows for the report (%s.raw_test: %s)", keyspace, e)
         return None
-    return found if len(found) else None
 
 
 def label_counts(manifest: dict | None) -> dict[str, list[int]]:
@@ -68,21 +67,26 @@ def label_counts(manifest: dict | None) -> dict[str, list[int]]:
 
 
 def inputs(cfg: dict, dataset: str, model: dict, weights: bytes, manifest: dict | None,
-           test: LabelledRows | None = None, scored: dict | None = None) -> ReportInputs:
+           test: SplitRows | None = None, scored: dict | None = None) -> ReportInputs:
     """ReportInputs for one model (`model`: the registry's details of it). `test` rows are read from
-    the snapshot or Cassandra unless given; `scored` is the model's evaluate() on them, if done."""
+    the snapshot or Cassandra unless given; `scored` is the model's evaluate() on them (with the images of
+    the grid's rows, keep_wrong=report.misclassified), if done."""
     class_names = [str(c) for c in dataset_info(cfg, dataset).get("classes") or range(NUM_CLASSES)]
     test = test if test is not None else test_rows(cfg, dataset, manifest)
     inp = ReportInputs(model=model, class_names=class_names, state_dict=artifacts.weights_from_bytes(weights),
-                              label_counts=label_counts(manifest),
-                              misclassified_limit=int(cfg.get("report", {}).get("misclassified", 40)))
+                       label_counts=label_counts(manifest), misclassified_limit=misclassified_limit(cfg))
     if test is not None:
         if scored is None:
-            scored = score_model(model.get("id"), model["architecture"], weights, test.pixels, test.labels)
-        inp.test_images, inp.test_labels = test.pixels, test.labels
+            scored = score_model(model.get("id"), model["architecture"], weights, test, inp.misclassified_limit)
+        inp.test_images, inp.test_labels = scored["wrong_images"], scored["labels"]
         inp.test_predictions, inp.test_confidences = scored["predictions"], scored["confidences"]
-        inp.test_source = f"{test.source} ({len(test)} rows; accuracy there {100 * scored['accuracy']:.2f}%)"
+        inp.test_source = f"{test.source} ({scored['rows']} rows; accuracy there {100 * scored['accuracy']:.2f}%)"
     return inp
+
+
+def misclassified_limit(cfg: dict) -> int:
+    """Images in a report's misclassified grid (report.misclassified)."""
+    return int(cfg.get("report", {}).get("misclassified", 40))
 
 
 def model_record(cfg: dict, dataset: str, model_id, result: dict, lineage: dict) -> dict:
@@ -144,7 +148,7 @@ def compare_report(cfg: dict, a: tuple[str, str], b: tuple[str, str], out: str |
 
 
 def trained_model_report(cfg: dict, dataset: str, model_id, result: dict, lineage: dict, manifest: dict,
-                         test: LabelledRows | None = None) -> Path | str | None:
+                         test: SplitRows | None = None) -> Path | str | None:
     """The train job's report of the model it just registered, from what it has in hand (no registry
     read). Never fails the job: a report that cannot be written is logged and skipped."""
     if not cfg.get("report", {}).get("enabled", True):

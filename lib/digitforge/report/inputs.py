@@ -13,7 +13,7 @@ class ReportInputs:
     model: dict
     class_names: list[str]
     state_dict: dict | None = None             # the weights (torch tensors or numpy arrays)
-    test_images: np.ndarray | None = None      # (N, 28, 28) uint8, the test rows the model was run on
+    test_images: dict | None = None            # row index -> (28, 28) uint8: the most confidently wrong rows (the grid's)
     test_labels: np.ndarray | None = None      # (N,)
     test_predictions: np.ndarray | None = None  # (N,)
     test_confidences: np.ndarray | None = None  # (N,) probability of the predicted class, optional

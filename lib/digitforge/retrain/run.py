@@ -19,11 +19,12 @@ from digitforge.retrain.decision import decide
 from digitforge.retrain.lease import Lease
 from digitforge.retrain.records import record_run
 from digitforge.snapshot import convert
-from digitforge.snapshot.read import LabelledRows, from_snapshot
+from digitforge.snapshot.read import SplitRows, from_snapshot
 from digitforge.training.launch import run_distributed
 
 log = logging.getLogger("digitforge.retrain")
-SCORE_DETAILS = ("predictions", "confidences", "confusion_matrix")  # per-row results: not part of the record
+# per-row results and the grid's images: not part of the run's record
+SCORE_DETAILS = ("ids", "labels", "predictions", "confidences", "wrong_images", "confusion_matrix")
 
 
 def champion_or_none(cfg: dict, dataset: str, alias: str):
@@ -66,7 +67,8 @@ def _run(cfg: dict, overrides: list[str], from_defaults: bool, keyspace: str, le
 
     # 2. The champion on the new test rows, before spending a training run (a champion that no longer
     #    loads stops here).
-    champion_score = _score(champion[0]["id"], champion[0]["architecture"], champion[1], test) if champion else None
+    champion_score = (_score(cfg, champion[0]["id"], champion[0]["architecture"], champion[1], test)
+                      if champion else None)
 
     # 3. The challenger, trained and registered like any model.
     result = run_distributed(train_cfg, manifest)
@@ -75,7 +77,7 @@ def _run(cfg: dict, overrides: list[str], from_defaults: bool, keyspace: str, le
     # Every write from here on first checks the lease (renewing it): a run that lost it writes nothing more.
     lease.check("registering the challenger")
     challenger_id = str(write.register(train_cfg, dataset, result, train_cfg, trained_on, train_cfg["train"]["comments"]))
-    challenger_score = _score(challenger_id, train_cfg["train"]["architecture"], result["weights"], test)
+    challenger_score = _score(cfg, challenger_id, train_cfg["train"]["architecture"], result["weights"], test)
 
     # 4. Decide, then write the decision.
     decision = decide(champion_score, challenger_score, float(rc["margin"]), rc["metric"])
@@ -98,9 +100,10 @@ def _run(cfg: dict, overrides: list[str], from_defaults: bool, keyspace: str, le
             "champion_now": challenger_id if decision["promote"] else champion[0]["id"], "reports": pages}
 
 
-def _score(model_id: str, architecture: str, weights: bytes, test: LabelledRows) -> dict:
-    """A model scored on the run's test rows (both models get the very same rows and function)."""
-    return score_model(model_id, architecture, weights, test.pixels, test.labels)
+def _score(cfg: dict, model_id: str, architecture: str, weights: bytes, test: SplitRows) -> dict:
+    """A model scored on the run's test rows (both models get the very same rows and function), with the
+    images its report's grid shows."""
+    return score_model(model_id, architecture, weights, test, report_data.misclassified_limit(cfg))
 
 
 def _brief(score: dict) -> dict:
