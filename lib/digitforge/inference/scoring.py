@@ -25,7 +25,7 @@ def evaluate(module: torch.nn.Module, chunks: Iterable, keep_wrong: int = 0, bat
     the report's grid: memory stays bounded whatever the number of rows."""
     module.eval()
     loss, ids, labels, preds, confs = 0.0, [], [], [], []
-    kept_keys, kept_images = np.zeros((0, 2)), np.zeros((0, *SHAPE), np.uint8)  # (confidence, id) of the kept
+    kept_conf, kept_ids, kept_images = np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros((0, *SHAPE), np.uint8)
     for chunk in progress(chunks, desc="evaluating", unit="chunk"):
         chunk_labels = torch.as_tensor(chunk.labels, dtype=torch.int64)
         chunk_preds, chunk_confs = [], []
@@ -45,10 +45,11 @@ def evaluate(module: torch.nn.Module, chunks: Iterable, keep_wrong: int = 0, bat
         confs.append(conf)
         if keep_wrong:  # this chunk's wrong rows join the kept ones; the top keep_wrong stay
             wrong = np.flatnonzero(pred != chunk.labels)
-            keys = np.concatenate([kept_keys, np.stack([conf[wrong], chunk.ids[wrong]], 1)])
-            images = np.concatenate([kept_images, chunk.pixels[wrong].reshape(-1, *SHAPE)])
-            top = np.lexsort((keys[:, 1], -keys[:, 0]))[:keep_wrong]  # most confident first, then by id
-            kept_keys, kept_images = keys[top], images[top]
+            cand_conf = np.concatenate([kept_conf, conf[wrong]])
+            cand_ids = np.concatenate([kept_ids, chunk.ids[wrong]])
+            top = np.lexsort((cand_ids, -cand_conf))[:keep_wrong]  # most confident first, then by id
+            kept_conf, kept_ids = cand_conf[top], cand_ids[top]
+            kept_images = np.concatenate([kept_images, chunk.pixels[wrong].reshape(-1, *SHAPE)])[top]
     if not ids:
         raise ValueError("no rows to evaluate on")
     ids, labels = np.concatenate(ids), np.concatenate(labels)
@@ -57,9 +58,7 @@ def evaluate(module: torch.nn.Module, chunks: Iterable, keep_wrong: int = 0, bat
     pred, conf = np.concatenate(preds)[order], np.concatenate(confs)[order]
     n = len(ids)
     confusion = np.bincount(labels * NUM_CLASSES + pred, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
-    kept_ids = kept_keys[:, 1].astype(np.int64)
-    position = {int(ids[k]): int(k) for k in np.flatnonzero(np.isin(ids, kept_ids))}  # index in id order
-    wrong_images = {position[int(i)]: img for i, img in zip(kept_ids, kept_images)}
+    wrong_images = dict(zip(np.searchsorted(ids, kept_ids).tolist(), kept_images))  # keyed by index in id order
     return {"accuracy": float((pred == labels).sum()) / n, "loss": loss / n, "rows": n,
             "confusion_matrix": confusion.tolist(), "ids": ids, "labels": labels, "predictions": pred,
             "confidences": conf, "wrong_images": wrong_images}
